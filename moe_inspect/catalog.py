@@ -1,0 +1,86 @@
+"""The built-in catalog: config subsets and first-MoE-layer tensor names of popular MoE models.
+
+Used when a model is neither a local directory nor in the Hugging Face cache and the Hub cannot
+be reached (offline, air-gapped CI). Each entry carries its snapshot date; a description built
+from it says so. The data lives in ``data/catalog.json`` (built by ``scripts/build_catalog.py``
+from verified configs); this module only reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from .spec import ModelFiles, ModelRef, TensorInfo
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    id: str
+    aliases: tuple[str, ...]
+    architecture: str
+    model_type: str
+    snapshot_date: str
+    config: dict
+    tensors: dict  # name -> [dtype, shape]
+    notes: str = ""
+
+
+@lru_cache(maxsize=1)
+def entries() -> tuple[CatalogEntry, ...]:
+    raw = json.loads(resources.files("moe_inspect").joinpath("data/catalog.json").read_text())
+    return tuple(
+        CatalogEntry(
+            id=m["id"],
+            aliases=tuple(m.get("aliases", ())),
+            architecture=m["architecture"],
+            model_type=m["model_type"],
+            snapshot_date=m["snapshot_date"],
+            config=m["config"],
+            tensors=m["tensors"],
+            notes=m.get("notes", ""),
+        )
+        for m in raw["models"]
+    )
+
+
+def find(model_id: str) -> CatalogEntry | None:
+    """The entry whose id or alias equals ``model_id`` (case-insensitive)."""
+    key = model_id.strip().lower()
+    for e in entries():
+        if e.id.lower() == key or key in (a.lower() for a in e.aliases):
+            return e
+    return None
+
+
+def lookup(model_id: str) -> ModelFiles | None:
+    """A ModelFiles built from the catalog entry for ``model_id``, or None."""
+    e = find(model_id)
+    if e is None:
+        return None
+    # deep copy through JSON so callers may mutate what they get
+    config = json.loads(json.dumps(e.config))
+    tensors = {n: TensorInfo(name=n, dtype=d, shape=list(s), file=None) for n, (d, s) in e.tensors.items()}
+    key = model_id.strip().lower()
+    canonical = next((n for n in (e.id, *e.aliases) if n.lower() == key), model_id)
+    ref = ModelRef(
+        id=canonical,
+        source="catalog",
+        model_type=e.model_type,
+        architecture=e.architecture,
+        snapshot_date=e.snapshot_date,
+    )
+    note = f"built-in catalog snapshot of {e.snapshot_date} ({e.id})"
+    if canonical != e.id:
+        note += f"; {canonical} shares its routing config"
+    return ModelFiles(ref=ref, config=config, tensors=tensors, weight_map=None, warnings=[note])
+
+
+def suggestions(model_id: str, n: int = 3) -> list[str]:
+    """Close catalog ids for a mistyped name."""
+    import difflib
+
+    names = [e.id for e in entries()] + [a for e in entries() for a in e.aliases]
+    return difflib.get_close_matches(model_id, names, n=n, cutoff=0.5)

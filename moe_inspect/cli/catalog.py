@@ -1,0 +1,64 @@
+"""`moe-inspect catalog`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .output import console, handle_errors, print_json
+
+
+def catalog_rows(vllm_version: str | None, flashinfer_version: str | None) -> list[dict]:
+    from .. import catalog
+    from ..detect import describe_files
+
+    rows = []
+    for e in catalog.entries():
+        files = catalog.lookup(e.id)
+        d = describe_files(files, vllm_version=vllm_version, flashinfer_version=flashinfer_version)
+        rows.append({
+            "id": e.id,
+            "aliases": list(e.aliases),
+            "model_type": e.model_type,
+            "snapshot_date": e.snapshot_date,
+            "num_experts": d.moe.num_experts,
+            "top_k": d.moe.top_k,
+            "scoring_func": d.moe.scoring_func,
+            "has_correction_bias": d.moe.has_correction_bias,
+            "n_group": d.moe.n_group,
+            "topk_group": d.moe.topk_group,
+            "quantization": d.quantization.method,
+            "method": d.routing.method,
+            "vllm_value": d.routing.vllm_value,
+            "flashinfer_value": d.routing.flashinfer_value,
+            "rule": d.routing.rule,
+            "warnings": d.warnings,
+        })
+    return rows
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("catalog", epilog="Examples:\n\n  moe-inspect catalog\n\n  moe-inspect catalog --json")
+    @handle_errors
+    def catalog_cmd(
+        vllm_version: Annotated[Optional[str], typer.Option(help="vLLM enum for the ids (default 0.33).")] = None,
+        flashinfer_version: Annotated[Optional[str], typer.Option(help="FlashInfer enum for the ids (default 0.7.2.post1).")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        """List the built-in models (usable offline) with their resolved routing methods."""
+        rows = catalog_rows(vllm_version, flashinfer_version)
+        if json_out:
+            print_json({"schema_version": 1, "models": rows})
+            return
+        from rich.table import Table
+
+        t = Table(title="built-in catalog", header_style="bold")
+        for c in ("model", "type", "E", "k", "scoring", "bias", "groups", "quant", "method", "vLLM id", "FI id"):
+            t.add_column(c)
+        for r in rows:
+            groups = f"{r['n_group']}/{r['topk_group']}" if r["n_group"] else "—"
+            t.add_row(r["id"], r["model_type"], str(r["num_experts"]), str(r["top_k"]), r["scoring_func"],
+                      "yes" if r["has_correction_bias"] else "no", groups, r["quantization"], r["method"],
+                      str(r["vllm_value"]), "—" if r["flashinfer_value"] is None else str(r["flashinfer_value"]))
+        console().print(t)
