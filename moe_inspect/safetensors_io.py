@@ -1,0 +1,251 @@
+"""Bounded safetensors header parsing (local files and Hub byte ranges).
+
+A safetensors file is ``<u64 little-endian N><N bytes of UTF-8 JSON header><data section>``.
+Only the header is ever read here: at most ``8 + N`` bytes, with ``N`` capped at
+:data:`MAX_HEADER_BYTES` (the limit of the safetensors Rust loader, safetensors 0.8
+``MAX_HEADER_SIZE``). Every entry is validated the way the safetensors loader would:
+known dtype, non-negative integer dims, ``data_offsets`` ``[begin, end]`` inside the data
+section and ``end - begin == numel * bits / 8``.
+
+Every failure is a :class:`~moe_inspect.errors.CheckpointError` with a one-line message that
+names the file and what is wrong. No torch, no safetensors import: plain ``json`` + ``struct``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CheckpointError
+from .spec import TensorInfo
+
+#: Largest header we accept (bytes of JSON after the 8-byte length). Source: safetensors 0.8
+#: (Rust ``MAX_HEADER_SIZE = 100_000_000``). huggingface_hub 2.4 uses a smaller 25 MB bound.
+MAX_HEADER_BYTES = 100_000_000
+
+#: Bits per element of every dtype string the safetensors format defines (safetensors 0.8
+#: ``Dtype`` enum; ``F4`` = e2m1, ``F6_*`` = MX 6-bit, ``F8_E8M0`` = MX scale).
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+}
+
+
+@dataclass
+class HeaderResult:
+    """A parsed header: its tensors and what reading it cost."""
+
+    tensors: dict[str, TensorInfo]
+    header_len: int  # N, the JSON length
+    bytes_read: int  # bytes actually read from the file / network for this header
+    metadata: dict | None = None  # the ``__metadata__`` string map, if any
+
+
+def header_length(prefix: bytes, *, where: str, file_size: int | None = None) -> int:
+    """Decode and bound the 8-byte little-endian header length at the start of ``prefix``.
+
+    ``file_size`` (when known) must hold the 8 bytes plus the header.
+    """
+    if len(prefix) < 8:
+        raise CheckpointError(
+            f"{where}: not a safetensors file ({len(prefix)} bytes, shorter than the 8-byte header length)"
+        )
+    (n,) = struct.unpack("<Q", prefix[:8])
+    if n > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"{where}: safetensors header length {n} exceeds the {MAX_HEADER_BYTES}-byte limit"
+        )
+    if n < 2:
+        raise CheckpointError(f"{where}: safetensors header length {n} is too small for a JSON object")
+    if file_size is not None and 8 + n > file_size:
+        raise CheckpointError(
+            f"{where}: safetensors header length {n} runs past the end of the file ({file_size} bytes)"
+        )
+    return n
+
+
+def _numel(shape: list[int]) -> int:
+    return math.prod(shape) if shape else 1
+
+
+def parse_header_bytes(
+    header: bytes,
+    *,
+    where: str,
+    data_size: int | None = None,
+    file_name: str | None = None,
+) -> tuple[dict[str, TensorInfo], dict | None]:
+    """Validate and parse the JSON header (the N bytes after the length prefix).
+
+    ``data_size`` is the size of the data section (file size - 8 - N) when known; offsets are
+    then checked against it. ``file_name`` goes into ``TensorInfo.file``.
+    Returns ``(tensors, __metadata__)``.
+    """
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{where}: safetensors header is not valid UTF-8 (byte {e.start})") from None
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        msg = e.msg if isinstance(e, json.JSONDecodeError) else "nesting too deep"
+        raise CheckpointError(f"{where}: safetensors header is not valid JSON ({msg})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{where}: safetensors header is a JSON {type(obj).__name__}, not an object")
+
+    metadata = obj.get("__metadata__")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise CheckpointError(f"{where}: __metadata__ is not an object")
+
+    tensors: dict[str, TensorInfo] = {}
+    for name, entry in obj.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise CheckpointError(f"{where}: tensor {name!r} entry is not an object")
+        missing = [k for k in ("dtype", "shape", "data_offsets") if k not in entry]
+        if missing:
+            raise CheckpointError(f"{where}: tensor {name!r} has no {'/'.join(missing)}")
+        dtype = entry["dtype"]
+        if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+            raise CheckpointError(f"{where}: tensor {name!r} has unknown dtype {dtype!r}")
+        shape = entry["shape"]
+        if not isinstance(shape, list) or not all(type(d) is int for d in shape):
+            raise CheckpointError(f"{where}: tensor {name!r} shape {shape!r} is not a list of integers")
+        if any(d < 0 for d in shape):
+            raise CheckpointError(f"{where}: tensor {name!r} has a negative dimension in shape {shape}")
+        offs = entry["data_offsets"]
+        if (
+            not isinstance(offs, list)
+            or len(offs) != 2
+            or not all(type(o) is int for o in offs)
+        ):
+            raise CheckpointError(f"{where}: tensor {name!r} data_offsets {offs!r} is not [begin, end]")
+        begin, end = offs
+        if begin < 0 or end < begin:
+            raise CheckpointError(f"{where}: tensor {name!r} data_offsets {offs} are out of order")
+        if data_size is not None and end > data_size:
+            raise CheckpointError(
+                f"{where}: tensor {name!r} data_offsets {offs} lie beyond the {data_size}-byte data section"
+            )
+        bits = _numel(shape) * DTYPE_BITS[dtype]
+        if bits % 8 != 0 or end - begin != bits // 8:
+            raise CheckpointError(
+                f"{where}: tensor {name!r} data_offsets {offs} span {end - begin} bytes but "
+                f"{dtype}{shape} needs {bits / 8:g}"
+            )
+        tensors[name] = TensorInfo(name=name, dtype=dtype, shape=list(shape), file=file_name)
+    return tensors, metadata
+
+
+def _open_regular(path: Path, where: str):
+    """Open ``path`` for reading, following symlinks only to regular files."""
+    try:
+        st = os.stat(path)  # follows symlinks (the HF cache is symlinks into blobs/)
+    except FileNotFoundError:
+        raise CheckpointError(f"{where}: no such file (or a dangling symlink)") from None
+    except OSError as e:
+        raise CheckpointError(f"{where}: cannot stat ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"{where}: not a regular file")
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise CheckpointError(f"{where}: cannot open ({e.strerror})") from None
+    # re-check on the opened descriptor (the path may have been swapped in between)
+    fst = os.fstat(f.fileno())
+    if not stat.S_ISREG(fst.st_mode):
+        f.close()
+        raise CheckpointError(f"{where}: not a regular file")
+    return f, fst.st_size
+
+
+def read_local_header_ex(path: str | os.PathLike, *, file_name: str | None = None) -> HeaderResult:
+    """Read and validate the header of a local safetensors file (never the data)."""
+    path = Path(path)
+    where = str(path)
+    name = file_name if file_name is not None else path.name
+    f, size = _open_regular(path, where)
+    with f:
+        prefix = f.read(8)
+        n = header_length(prefix, where=where, file_size=size)
+        header = f.read(n)
+        if len(header) != n:
+            raise CheckpointError(f"{where}: file ended inside the {n}-byte safetensors header")
+    tensors, metadata = parse_header_bytes(header, where=where, data_size=size - 8 - n, file_name=name)
+    return HeaderResult(tensors=tensors, header_len=n, bytes_read=8 + n, metadata=metadata)
+
+
+def read_local_header(path: str | os.PathLike, *, file_name: str | None = None) -> tuple[dict[str, TensorInfo], int]:
+    """``(tensors, bytes_read)`` of a local safetensors file; see :func:`read_local_header_ex`."""
+    r = read_local_header_ex(path, file_name=file_name)
+    return r.tensors, r.bytes_read
+
+
+def parse_header_from_bytes(
+    data: bytes,
+    *,
+    where: str,
+    file_size: int | None = None,
+    file_name: str | None = None,
+) -> HeaderResult:
+    """Parse a header from the first bytes of a safetensors file (e.g. a Hub range read).
+
+    ``data`` must start at byte 0 and hold at least ``8 + N`` bytes; ``file_size`` is the total
+    file size when known (from ``Content-Range``), enabling the offset bounds check.
+    """
+    n = header_length(data, where=where, file_size=file_size)
+    if len(data) < 8 + n:
+        raise CheckpointError(
+            f"{where}: got {len(data)} bytes, fewer than the {8 + n} the safetensors header needs"
+        )
+    data_size = None if file_size is None else file_size - 8 - n
+    tensors, metadata = parse_header_bytes(data[8 : 8 + n], where=where, data_size=data_size, file_name=file_name)
+    return HeaderResult(tensors=tensors, header_len=n, bytes_read=len(data), metadata=metadata)
+
+
+def tensors_to_json(tensors: dict[str, TensorInfo]) -> dict:
+    """Compact JSON form used by the on-disk header cache."""
+    return {name: {"dtype": t.dtype, "shape": t.shape} for name, t in tensors.items()}
+
+
+def tensors_from_json(obj: object, *, where: str, file_name: str | None) -> dict[str, TensorInfo]:
+    """Inverse of :func:`tensors_to_json`, validating types (the cache file may be stale/hostile)."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{where}: cached header is not an object")
+    out: dict[str, TensorInfo] = {}
+    for name, e in obj.items():
+        if (
+            not isinstance(e, dict)
+            or e.get("dtype") not in DTYPE_BITS
+            or not isinstance(e.get("shape"), list)
+            or not all(type(d) is int and d >= 0 for d in e["shape"])
+        ):
+            raise CheckpointError(f"{where}: cached header entry {name!r} is malformed")
+        out[name] = TensorInfo(name=name, dtype=e["dtype"], shape=list(e["shape"]), file=file_name)
+    return out
