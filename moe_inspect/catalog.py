@@ -72,10 +72,8 @@ def lookup(model_id: str) -> ModelFiles | None:
         architecture=e.architecture,
         snapshot_date=e.snapshot_date,
     )
-    note = f"built-in catalog snapshot of {e.snapshot_date} ({e.id})"
-    if canonical != e.id:
-        note += f"; {canonical} shares its routing config"
-    return ModelFiles(ref=ref, config=config, tensors=tensors, weight_map=None, warnings=[note])
+    notes = [f"catalog: {canonical} shares the routing config of {e.id}"] if canonical != e.id else []
+    return ModelFiles(ref=ref, config=config, tensors=tensors, weight_map=None, warnings=notes)
 
 
 def suggestions(model_id: str, n: int = 3) -> list[str]:

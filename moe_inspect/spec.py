@@ -136,6 +136,7 @@ class RoutingResult:
     fused_routing_possible: bool = True  # some FlashInfer kernel implements this method
     inputs: dict[str, Any] = field(default_factory=dict)  # the get_routing_method_type() inputs
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts worth knowing that are not problems
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -53,12 +53,14 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        t = Table(title="built-in catalog", header_style="bold")
-        for c in ("model", "type", "E", "k", "scoring", "bias", "groups", "quant", "method", "vLLM id", "FI id"):
-            t.add_column(c)
+        t = Table(title="built-in catalog (vLLM / FlashInfer ids)", header_style="bold", pad_edge=False)
+        t.add_column("model", no_wrap=True)
+        for c in ("E", "k", "scoring", "bias", "groups", "quant", "method", "ids"):
+            t.add_column(c, no_wrap=c in ("method", "scoring", "quant"))
         for r in rows:
             groups = f"{r['n_group']}/{r['topk_group']}" if r["n_group"] else "—"
-            t.add_row(r["id"], r["model_type"], str(r["num_experts"]), str(r["top_k"]), r["scoring_func"],
+            fi = "—" if r["flashinfer_value"] is None else str(r["flashinfer_value"])
+            t.add_row(r["id"], str(r["num_experts"]), str(r["top_k"]), r["scoring_func"],
                       "yes" if r["has_correction_bias"] else "no", groups, r["quantization"], r["method"],
-                      str(r["vllm_value"]), "—" if r["flashinfer_value"] is None else str(r["flashinfer_value"]))
+                      f"{r['vllm_value']}/{fi}")
         console().print(t)

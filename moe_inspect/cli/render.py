@@ -127,5 +127,7 @@ def detect_view(d: dict, console) -> None:
             if ti:
                 parts.append(f"{ti['name']} {ti['dtype']} {ti['shape']}")
         console.print(Text.assemble(("tensors (layer " + str(ev.get("layer")) + "): ", "bold"), "; ".join(parts)))
+    for n in r.get("notes", []):
+        console.print(Text.assemble(("note: ", "bold"), n))
     for w in d.get("warnings", []):
         console.print(Text.assemble(("warning: ", "bold yellow"), w))

@@ -1,0 +1,327 @@
+"""Routing-method resolution: which RoutingMethodType vLLM computes, and the ids it means."""
+
+import pytest
+
+from moe_inspect.errors import BadInputError
+from moe_inspect.routing import get_routing_method_type, resolve
+from moe_inspect.spec import MoESpec
+
+
+def spec(**kw) -> MoESpec:
+    d = dict(model_type="test_moe", architecture=None, family="generic", num_experts=64, top_k=8,
+             scoring_func="softmax", has_correction_bias=False, renormalize=True)
+    d.update(kw)
+    return MoESpec(**d)
+
+
+# ---------------------------------------------------------------- §3.1, one test per row (v0.33)
+@pytest.mark.parametrize(
+    "scoring, bias, renorm, groups, expected",
+    [
+        ("sqrtsoftplus", True, True, None, "DeepseekV4"),
+        ("sqrtsoftplus", False, True, 4, "DeepseekV4"),
+        ("sqrtsoftplus", True, False, None, "Unspecified"),
+        ("sigmoid", True, False, 8, "Unspecified"),
+        ("sigmoid", True, True, 8, "DeepSeekV3"),
+        ("sigmoid", True, True, None, "MiniMax2"),
+        ("sigmoid", True, True, 0, "MiniMax2"),
+        ("softmax", True, True, None, "Unspecified"),
+        ("softmax", True, False, 4, "Unspecified"),
+        ("sigmoid", False, True, None, "SigmoidRenorm"),
+        ("sigmoid", False, False, 4, "Sigmoid"),
+        ("softmax", False, True, None, "RenormalizeNaive"),
+        ("softmax", False, False, 8, "Default"),
+        ("relu", False, True, None, "Unspecified"),
+    ],
+)
+def test_v033_get_routing_method_type_rows(scoring, bias, renorm, groups, expected):
+    method, _ = get_routing_method_type(scoring, 8, renorm, groups, bias, 2.5, "0.33")
+    assert method == expected
+
+
+def test_v033_minimax2_ignores_routed_scaling_factor():
+    for rsf in (None, 1.0, 2.5):
+        assert get_routing_method_type("sigmoid", 8, True, None, True, rsf, "0.33")[0] == "MiniMax2"
+
+
+def test_v033_never_returns_renormalize_llama4_or_topk():
+    seen = set()
+    for s in ("softmax", "sigmoid", "sqrtsoftplus", "x"):
+        for b in (True, False):
+            for r in (True, False):
+                for g in (None, 0, 1, 8):
+                    for k in (1, 8):
+                        seen.add(get_routing_method_type(s, k, r, g, b, 1.0, "0.33")[0])
+    assert not seen & {"Renormalize", "Llama4", "TopK"}
+
+
+# ---------------------------------------------------------------- history rows
+@pytest.mark.parametrize(
+    "scoring, top_k, bias, renorm, groups, rsf, expected",
+    [
+        ("softmax", 8, False, True, None, 1.0, "Renormalize"),
+        ("softmax", 8, False, False, None, 1.0, "Default"),
+        ("sigmoid", 1, False, False, None, 1.0, "Llama4"),
+        ("sigmoid", 8, False, True, None, 1.0, "Unspecified"),
+        ("sigmoid", 8, True, True, 8, 2.5, "DeepSeekV3"),
+        ("sigmoid", 8, True, True, None, 1.0, "Unspecified"),  # MiniMax2 did not exist
+        ("softmax", 8, True, True, 8, 1.0, "Unspecified"),
+        ("sqrtsoftplus", 6, True, True, None, 1.5, "Unspecified"),  # DeepseekV4 did not exist
+    ],
+)
+def test_pre_39141_rows(scoring, top_k, bias, renorm, groups, rsf, expected):
+    assert get_routing_method_type(scoring, top_k, renorm, groups, bias, rsf, "pre-39141")[0] == expected
+
+
+@pytest.mark.parametrize(
+    "scoring, top_k, bias, renorm, groups, expected",
+    [
+        ("sqrtsoftplus", 6, True, True, None, "DeepseekV4"),
+        ("sqrtsoftplus", 6, True, False, None, "Unspecified"),
+        ("sigmoid", 8, True, True, 8, "DeepSeekV3"),
+        ("sigmoid", 8, True, False, 8, "DeepSeekV3"),  # renormalize not yet required
+        ("sigmoid", 8, True, False, None, "MiniMax2"),
+        ("softmax", 8, True, True, None, "Unspecified"),
+        ("sigmoid", 1, False, False, None, "Llama4"),
+        ("sigmoid", 8, False, True, None, "SigmoidRenorm"),
+        ("sigmoid", 8, False, False, None, "Unspecified"),
+        ("softmax", 8, False, True, None, "Renormalize"),
+        ("softmax", 8, False, False, None, "Default"),
+    ],
+)
+def test_39141_rows(scoring, top_k, bias, renorm, groups, expected):
+    assert get_routing_method_type(scoring, top_k, renorm, groups, bias, 2.5, "39141")[0] == expected
+
+
+@pytest.mark.parametrize(
+    "bias, renorm, groups, rsf, expected",
+    [
+        (True, False, 8, 1.0, "Unspecified"),  # bias paths need renormalize
+        (True, True, 8, 2.5, "DeepSeekV3"),
+        (True, True, None, 1.0, "MiniMax2"),
+        (True, True, None, None, "MiniMax2"),
+        (True, True, None, 2.5, "Unspecified"),  # Step-3.7: MiniMax2 gated on unit scale
+        (False, True, None, 2.5, "SigmoidRenorm"),
+        (False, False, None, 2.5, "Sigmoid"),
+    ],
+)
+def test_44347_rows(bias, renorm, groups, rsf, expected):
+    assert get_routing_method_type("sigmoid", 8, renorm, groups, bias, rsf, "44347")[0] == expected
+
+
+def test_44347_softmax_is_renormalize_naive():
+    assert get_routing_method_type("softmax", 8, True, None, False, 1.0, "44347")[0] == "RenormalizeNaive"
+
+
+# ---------------------------------------------------------------- §3.2 router rules
+def test_zero_expert_router():
+    r = resolve(spec(model_type="longcat_flash", has_correction_bias=True, renormalize=False,
+                     zero_expert_num=256, zero_expert_type="identity"))
+    assert r.router == "ZeroExpertRouter"
+    assert r.method == "Unspecified" and r.vllm_value == 9
+    assert r.fused_routing_possible is False
+    assert any("zero/identity experts" in w for w in r.warnings)
+    assert any("selection bias" in w for w in r.warnings)
+
+
+def test_grouped_router_kept_for_real_groups():
+    r = resolve(spec(model_type="deepseek_v3", scoring_func="sigmoid", has_correction_bias=True,
+                     n_group=8, topk_group=4, use_grouped_topk=True, routed_scaling_factor=2.5,
+                     topk_method="noaux_tc", num_experts=256))
+    assert r.router == "GroupedTopKRouter"
+    assert (r.method, r.vllm_value, r.flashinfer_value, r.flashinfer_name) == (
+        "DeepSeekV3", 2, 2, "DeepSeekV3")
+    assert r.inputs["num_expert_group"] == 8 and r.inputs["has_e_score_bias"] is True
+    assert r.fused_routing_possible and r.warnings == []
+    assert r.sglang_label.startswith("DeepSeekV3") and "kernel may route" in r.sglang_label
+
+
+@pytest.mark.parametrize("model_type, rsf", [("kimi_k2", 2.827), ("glm4_moe", 2.5), ("glm_moe_dsa", 2.5)])
+def test_n_group_one_sigmoid_bias_trap_stays_deepseekv3(model_type, rsf):
+    # Kimi-K2, GLM-4.7, GLM-5: n_group = topk_group = 1 -> grouped router kept, not MiniMax2
+    r = resolve(spec(model_type=model_type, scoring_func="sigmoid", has_correction_bias=True,
+                     n_group=1, topk_group=1, use_grouped_topk=True, routed_scaling_factor=rsf,
+                     num_experts=384))
+    assert r.router == "GroupedTopKRouter"
+    assert r.method == "DeepSeekV3" and r.vllm_value == 2
+    assert "MiniMax2" in r.rule  # says why it did not fall through
+
+
+def test_degenerate_groups_fall_through_deepseek_v2_lite():
+    r = resolve(spec(model_type="deepseek_v2", scoring_func="softmax", renormalize=False,
+                     n_group=1, topk_group=1, use_grouped_topk=True, routed_scaling_factor=1.0,
+                     topk_method="greedy"))
+    assert r.router == "FusedTopKRouter"
+    assert r.method == "Default" and r.vllm_value == 0
+    assert "falls through" in r.rule
+    assert r.warnings == []
+    # SGLang hard-codes DeepSeekV3 in deepseek_v2.py, which does not match softmax routing
+    assert "SGLang routes in Python" in r.sglang_label
+
+
+def test_degenerate_groups_but_scale_not_handled_stays_grouped():
+    r = resolve(spec(scoring_func="softmax", renormalize=False, n_group=1, topk_group=1,
+                     use_grouped_topk=True, routed_scaling_factor=2.0))
+    assert r.router == "GroupedTopKRouter" and r.method == "Default"
+
+
+def test_custom_router_llama4():
+    r = resolve(spec(model_type="llama4", scoring_func="sigmoid", custom_routing="llama4",
+                     top_k=1, renormalize=False, num_experts=16))
+    assert r.router == "CustomRoutingRouter"
+    assert (r.method, r.vllm_value, r.flashinfer_value) == ("Llama4", 3, 3)
+    assert r.fused_routing_possible
+    assert r.sglang_label.startswith("Llama4")
+
+
+@pytest.mark.parametrize("renorm, expected, value", [(True, "SigmoidRenorm", 6), (False, "Sigmoid", 8)])
+def test_custom_router_cohere2(renorm, expected, value):
+    r = resolve(spec(model_type="cohere2_moe", scoring_func="sigmoid", custom_routing="cohere2_sigmoid",
+                     renormalize=renorm))
+    assert r.router == "CustomRoutingRouter"
+    assert (r.method, r.vllm_value, r.flashinfer_value) == (expected, value, value)
+    assert r.sglang_label.startswith(expected)
+
+
+def test_custom_router_other_is_custom_101():
+    r = resolve(spec(model_type="phimoe", scoring_func="custom", custom_routing="phimoe", top_k=2))
+    assert r.router == "CustomRoutingRouter"
+    assert (r.method, r.vllm_value, r.flashinfer_value, r.flashinfer_name) == ("Custom", 101, None, None)
+    assert r.fused_routing_possible is False
+    assert any("must never reach a FlashInfer kernel" in w for w in r.warnings)
+    assert any("sparsemixer" in w for w in r.warnings)
+
+
+def test_fused_topk_bias_router_minimax_m25():
+    r = resolve(spec(model_type="minimax_m2", scoring_func="sigmoid", has_correction_bias=True,
+                     num_experts=256, routed_scaling_factor=None))
+    assert r.router == "FusedTopKBiasRouter"
+    assert (r.method, r.vllm_value, r.flashinfer_value, r.flashinfer_name) == ("MiniMax2", 7, 7, "MiniMax2")
+    assert r.inputs == {"scoring_func": "sigmoid", "top_k": 8, "renormalize": True,
+                        "routed_scaling_factor": None, "num_expert_group": None,
+                        "has_e_score_bias": True}
+    assert "sigmoid + correction bias + renormalize, no expert groups -> MiniMax2" in r.rule
+    assert "v0.33" in r.rule
+    assert r.warnings == [] and r.fused_routing_possible
+    assert "none (SGLang routes in Python)" in r.sglang_label
+
+
+def test_fused_topk_router_qwen3():
+    r = resolve(spec(model_type="qwen3_moe", num_experts=128))
+    assert r.router == "FusedTopKRouter"
+    assert (r.method, r.vllm_value, r.flashinfer_value) == ("RenormalizeNaive", 4, 4)
+    assert r.inputs["has_e_score_bias"] is False and r.inputs["num_expert_group"] is None
+    assert r.sglang_label.startswith("Renormalize (hard-coded in qwen3_moe.py)")
+
+
+# ---------------------------------------------------------------- DeepSeek-V4, patterns
+def test_deepseek_v4_is_internal_100_with_warning():
+    r = resolve(spec(model_type="deepseek_v4", scoring_func="sqrtsoftplus", has_correction_bias=True,
+                     top_k=6, num_experts=256, routed_scaling_factor=1.5, num_hash_layers=3))
+    assert r.router == "FusedTopKBiasRouter"
+    assert (r.method, r.vllm_value, r.flashinfer_value, r.flashinfer_name) == ("DeepseekV4", 100, None, None)
+    assert r.fused_routing_possible is False
+    assert any("must never reach a FlashInfer kernel" in w for w in r.warnings)
+    assert any("hash-routed layers reject fused-routing kernels" in w for w in r.warnings)
+    assert r.sglang_label.startswith("none")
+
+
+def test_hash_table_alone_selects_bias_router():
+    r = resolve(spec(scoring_func="sqrtsoftplus", has_correction_bias=False, num_hash_layers=2))
+    assert r.router == "FusedTopKBiasRouter" and r.inputs["has_e_score_bias"] is True
+
+
+def test_group_limited_softmax_deepseek_v2():
+    r = resolve(spec(model_type="deepseek_v2", scoring_func="softmax", renormalize=False,
+                     n_group=8, topk_group=3, use_grouped_topk=True, topk_method="group_limited_greedy",
+                     routed_scaling_factor=16.0, num_experts=160, top_k=6))
+    assert r.router == "GroupedTopKRouter" and r.method == "Default"
+    assert r.fused_routing_possible is False
+    assert any("group-limited softmax" in w and "ignores the expert groups" in w for w in r.warnings)
+
+
+def test_softmax_selection_bias_ernie():
+    r = resolve(spec(model_type="ernie4_5_moe", has_correction_bias=True))
+    assert r.router == "FusedTopKBiasRouter" and r.method == "Unspecified"
+    assert r.fused_routing_possible is False
+    assert any("softmax + selection bias" in w for w in r.warnings)
+
+
+def test_gpt_oss_linear_router_bias_is_a_note_not_a_warning():
+    r = resolve(spec(model_type="gpt_oss", linear_router_bias=True, top_k=4, num_experts=32))
+    assert r.method == "RenormalizeNaive" and r.router == "FusedTopKRouter"
+    assert "part of the logits" in r.rule
+    assert not any("logits" in w for w in r.warnings)
+
+
+# ---------------------------------------------------------------- enum ids per version, drift
+UNSPEC_SPEC = dict(model_type="ernie4_5_moe", has_correction_bias=True)
+
+
+@pytest.mark.parametrize("fi, value", [("0.6.7", 6), ("0.6.10", 8), ("0.6.12", 9), ("0.7.2.post1", 10)])
+def test_unspecified_value_per_flashinfer_version(fi, value):
+    r = resolve(spec(**UNSPEC_SPEC), flashinfer_version=fi)
+    assert r.method == "Unspecified" and r.vllm_value == 9
+    assert r.flashinfer_value == value
+
+
+def test_drift_warning_vllm_033_vs_flashinfer_072():
+    r = resolve(spec(**UNSPEC_SPEC))
+    assert r.flashinfer_name == "TopKSigmoid"
+    assert any("vLLM 0.33 sends Unspecified as 9" in w and "TopKSigmoid" in w for w in r.warnings)
+
+
+def test_no_drift_warning_when_enums_agree():
+    r = resolve(spec(**UNSPEC_SPEC), flashinfer_version="0.6.15")
+    assert r.flashinfer_name == "Unspecified"
+    assert not any("drift" in w for w in r.warnings)
+
+
+def test_sigmoid_on_old_flashinfer_drifts_and_is_missing():
+    r = resolve(spec(scoring_func="sigmoid", renormalize=False), flashinfer_version="0.6.9")
+    assert r.method == "Sigmoid" and r.vllm_value == 8 and r.flashinfer_value is None
+    assert r.flashinfer_name == "Unspecified"
+    assert r.fused_routing_possible is False
+    assert any("drift" in w for w in r.warnings)
+
+
+def test_pre_39141_custom_collides_with_sigmoid_renorm():
+    r = resolve(spec(scoring_func="custom", custom_routing="phimoe"), vllm_version="pre-39141")
+    assert (r.method, r.vllm_value, r.flashinfer_name) == ("Custom", 6, "SigmoidRenorm")
+    assert any("drift" in w for w in r.warnings)
+
+
+def test_minimax2_scale_ignored_before_flashinfer_0613():
+    s = spec(scoring_func="sigmoid", has_correction_bias=True, routed_scaling_factor=2.0)
+    old = resolve(s, flashinfer_version="0.6.12")
+    assert old.method == "MiniMax2"
+    assert any("ignores routed_scaling_factor" in w for w in old.warnings)
+    assert not any("ignores routed_scaling_factor" in w for w in resolve(s).warnings)
+
+
+def test_versions_change_the_minimax_answer():
+    s = spec(model_type="step3p5", scoring_func="sigmoid", has_correction_bias=True,
+             routed_scaling_factor=3.0)
+    assert resolve(s, vllm_version="0.33").method == "MiniMax2"
+    assert resolve(s, vllm_version="44347").method == "Unspecified"
+    assert resolve(s, vllm_version="39141").method == "MiniMax2"
+    r = resolve(s, vllm_version="pre-39141")
+    assert r.method == "Unspecified" and r.vllm_value == 8
+
+
+def test_bad_versions_raise_bad_input():
+    with pytest.raises(BadInputError):
+        resolve(spec(), vllm_version="0.34")
+    with pytest.raises(BadInputError):
+        resolve(spec(), flashinfer_version="0.5.0")
+
+
+def test_result_serialises():
+    d = resolve(spec()).to_dict()
+    assert d["method"] == "RenormalizeNaive" and d["vllm_version"] == "0.33"
+    assert d["flashinfer_version"] == "0.7.2.post1"
+
+
+def test_grouped_topk_without_group_sizes_warns():
+    r = resolve(spec(scoring_func="sigmoid", has_correction_bias=True, use_grouped_topk=True))
+    assert any("raises ValueError" in w for w in r.warnings)
