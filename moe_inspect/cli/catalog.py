@@ -39,14 +39,23 @@ def catalog_rows(vllm_version: str | None, flashinfer_version: str | None) -> li
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("catalog", epilog="Examples:\n\n  moe-inspect catalog\n\n  moe-inspect catalog --json")
+    @app.command("catalog", epilog=(
+        "Examples:\n\n  moe-inspect catalog\n\n  moe-inspect catalog --json\n\n"
+        "  moe-inspect catalog --check --gpu B200"))
     @handle_errors
     def catalog_cmd(
         vllm_version: Annotated[Optional[str], typer.Option(help="vLLM enum for the ids (default 0.33).")] = None,
         flashinfer_version: Annotated[Optional[str], typer.Option(help="FlashInfer enum for the ids (default 0.7.2.post1).")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        check: Annotated[bool, typer.Option(
+            "--check", help="Run every model through `check`: which get fused routing / FlashInfer on --gpu.")] = False,
+        gpu: Annotated[Optional[list[str]], typer.Option(
+            "--gpu", help="Targets for --check (repeatable, comma-separated; default B200).")] = None,
     ) -> None:
         """List the built-in models (usable offline) with their resolved routing methods."""
+        if check or gpu:
+            _catalog_check(gpu or ["B200"], json_out)
+            return
         rows = catalog_rows(vllm_version, flashinfer_version)
         if json_out:
             print_json({"schema_version": 1, "models": rows})
@@ -64,3 +73,36 @@ def register(app: typer.Typer) -> None:
                       "yes" if r["has_correction_bias"] else "no", groups, r["quantization"], r["method"],
                       f"{r['vllm_value']}/{fi}")
         console().print(t)
+
+
+def _catalog_check(gpu: list[str], json_out: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from .. import gpus
+    from ..check import catalog_matrix
+
+    targets = gpus.parse_targets(gpu)
+    rows = catalog_matrix(targets)
+    if json_out:
+        print_json({"schema_version": 1, "targets": [t.to_dict() for t in targets], "models": rows})
+        return
+    t = Table(title="built-in catalog through `check` (✓ fused routing · ◐ FlashInfer modular only · ✗ no FlashInfer)",
+              header_style="bold", pad_edge=False)
+    t.add_column("model", no_wrap=True)
+    t.add_column("method")
+    t.add_column("quant")
+    for tg in targets:
+        t.add_column(tg.label)
+    t.add_column("why no fused routing (first target)", style="dim")
+    for r in rows:
+        cells = []
+        for c in r["targets"]:
+            if c["fused_routing"]:
+                cells.append(Text("✓", style="green"))
+            elif c["flashinfer"]:
+                cells.append(Text("◐", style="yellow"))
+            else:
+                cells.append(Text("✗", style="red"))
+        t.add_row(r["id"], r["method"], r["scheme"], *cells, r["targets"][0]["fused_routing_blocker"] or "")
+    console().print(t)

@@ -1,0 +1,598 @@
+"""Which MoE expert backends vLLM v0.33 (and FlashInfer 0.7.2.post1's unified API) can run, and why not.
+
+Everything here is a declarative table plus one evaluator:
+
+* :data:`BACKENDS` — one row per vLLM expert class (FlashInfer-backed and the non-FlashInfer
+  fallbacks), with its gates in vLLM's order (``FusedMoEExperts.is_supported_config``: device →
+  activation → quant scheme → parallel config → hash routing → routing method → router-logit
+  dtype → shape) and the real kernel limits of REFERENCE.md §5.
+* :data:`ROUTING_TIERS` — FlashInfer 0.7.2's compiled routing tiers (max experts / top-k per
+  method, grouped DeepSeekV3 constraints).
+* :data:`AUTO_ORDER` — the oracle priority lists (``oracle/{fp8,nvfp4,mxfp4,mxfp8,unquantized,
+  int_wna16}.py``) with their per-arch reorderings.
+* :data:`UNIFIED_CONFIGS` — FlashInfer's own ``flashinfer.fused_moe.api`` backend configs and
+  their ``supported(arch)``.
+
+:func:`evaluate` returns, for one backend row and one architecture, the FIRST failing gate and a
+plain-words reason. No torch/flashinfer import on this path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+VLLM_VERSION = "0.33"
+FLASHINFER_VERSION = "0.7.2.post1"  # the version vLLM v0.33 pins and this table describes
+
+_V = "vLLM v0.33 "
+_FI = "FlashInfer 0.7.2.post1 "
+
+ALL_ARCHS = frozenset({90, 100, 103, 120, 121})
+SM100_FAMILY = frozenset({100, 103})  # current_platform.is_device_capability_family(100)
+SM12X = frozenset({120, 121})
+
+# ------------------------------------------------------------------------------------------------
+# quantization schemes (our names for vLLM's (weight QuantKey, activation QuantKey) pairs)
+# ------------------------------------------------------------------------------------------------
+SCHEMES: dict[str, str] = {
+    "bf16": "unquantized (BF16 weights × BF16 activations)",
+    "fp8_block": "FP8 128×128 block weights × dynamic 1×128 FP8 activations (kFp8Static128BlockSym × kFp8Dynamic128Sym)",
+    "fp8_per_tensor": "FP8 per-tensor static weights × static activations (kFp8StaticTensorSym ×2)",
+    "mxfp8": "MXFP8 weights × dynamic MXFP8 activations (kMxfp8Static × kMxfp8Dynamic)",
+    "nvfp4": "NVFP4 weights × dynamic NVFP4 activations (kNvfp4Static × kNvfp4Dynamic)",
+    "mxfp4": "MXFP4 weights × BF16 activations (kMxfp4Static × None)",
+    "int4": "INT4 group-32 weights × BF16 activations (WNA16)",
+}
+
+# --quant spellings -> scheme
+QUANT_ALIASES: dict[str, str] = {
+    "fp8-block": "fp8_block", "fp8_block": "fp8_block", "fp8block": "fp8_block", "block-fp8": "fp8_block",
+    "fp8": "fp8_per_tensor", "fp8-per-tensor": "fp8_per_tensor", "fp8_per_tensor": "fp8_per_tensor",
+    "fp8-tensor": "fp8_per_tensor",
+    "mxfp8": "mxfp8", "nvfp4": "nvfp4", "mxfp4": "mxfp4",
+    "bf16": "bf16", "unquantized": "bf16", "none": "bf16", "fp16": "bf16",
+    "int4": "int4", "mxint4": "int4", "w4a16": "int4", "int4-g32": "int4",
+}
+
+SCHEME_LABEL = {"bf16": "BF16", "fp8_block": "FP8 block", "fp8_per_tensor": "FP8 per-tensor", "mxfp8": "MXFP8",
+                "nvfp4": "NVFP4", "mxfp4": "MXFP4", "int4": "INT4"}
+
+
+def scheme_from_quant(method: str | None, *, expert_format: str | None = None,
+                      block_size: list[int] | None = None) -> str:
+    """QuantInfo (method / expert_format / block_size) -> scheme name; 'unknown:<x>' when unmapped."""
+    for cand in (expert_format, method):
+        if not cand:
+            continue
+        m = cand.strip().lower().replace("-", "_")
+        if m in ("unquantized", "bf16", "none", "fp16", "float16", "bfloat16"):
+            return "bf16"
+        if m in ("mxfp8", "fp8_mx"):
+            return "mxfp8"
+        if m.startswith("fp8"):
+            if "tensor" in m or "channel" in m:
+                return "fp8_per_tensor"
+            if block_size and list(block_size) == [1, 32]:
+                return "mxfp8"
+            if "block" in m or block_size:
+                return "fp8_block"
+            return "fp8_per_tensor"
+        if m in ("nvfp4", "modelopt_fp4", "fp4_nv"):
+            return "nvfp4"
+        if m in ("mxfp4", "fp4", "fp4_e2m1", "e2m1"):
+            return "mxfp4"
+        if m in ("int4", "w4a16", "mxint4", "int4_g32", "pack_quantized", "wna16"):
+            return "int4"
+        if cand is expert_format:  # an expert format we don't know: fall back to the method
+            continue
+        return f"unknown:{cand}"
+    return "bf16"
+
+
+# ------------------------------------------------------------------------------------------------
+# FlashInfer 0.7.2 compiled routing tiers (REFERENCE §5)
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RoutingTier:
+    methods: tuple[str, ...]
+    max_experts: int
+    max_top_k: int
+    grouped: bool | None = None  # DeepSeekV3 only: True = n_group > 1, False = n_group <= 1
+    source: str = _FI + "csrc/fused_moe/trtllm_backend/trtllm_fused_moe_routing_runner.cu (compiled tiers)"
+
+
+ROUTING_TIERS: tuple[RoutingTier, ...] = (
+    RoutingTier(("Default", "TopK", "Sigmoid", "SigmoidRenorm", "TopKSigmoid"), 256, 8),
+    RoutingTier(("Renormalize", "RenormalizeNaive"), 2048, 32),
+    RoutingTier(("MiniMax2",), 1024, 32),
+    RoutingTier(("DeepSeekV3",), 1024, 32, grouped=False),
+    RoutingTier(("DeepSeekV3",), 256, 22, grouped=True),
+    RoutingTier(("Llama4",), 128, 1),
+)
+GROUPED_MAX_EXPERTS_PER_GROUP = 32
+GROUPED_MAX_GROUPS = 8
+GROUPED_MAX_TOPK_GROUP = 4
+FP8_BLOCK_GROUPED_SMALL_E = 384  # fp8-block launcher: top_k <= 8 when E <= 384 (grouped)
+FP8_BLOCK_GROUPED_SMALL_E_MAX_K = 8
+
+# Methods FlashInfer implements at all (anything else: "Unimplemented routing method")
+FLASHINFER_METHODS = frozenset({"Default", "Renormalize", "DeepSeekV3", "Llama4", "RenormalizeNaive", "TopK",
+                                "SigmoidRenorm", "MiniMax2", "Sigmoid", "TopKSigmoid"})
+
+
+def find_tier(method: str, n_group: int | None) -> RoutingTier | None:
+    grouped = (n_group or 0) > 1
+    for t in ROUTING_TIERS:
+        if method in t.methods and (t.grouped is None or t.grouped == grouped):
+            return t
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# the backend table
+# ------------------------------------------------------------------------------------------------
+ANY_ACT = None
+GATES = ("device", "activation", "quant", "parallel", "hash_routing", "routing_method", "router_logits_dtype", "shape")
+
+# routing allow-lists of the monolithic classes (REFERENCE §5; vLLM v0.33 experts/*.py)
+_FP8_BLOCK_METHODS = frozenset({"DeepSeekV3", "Renormalize", "RenormalizeNaive", "SigmoidRenorm", "Sigmoid", "MiniMax2"})
+_FP8_TENSOR_METHODS = _FP8_BLOCK_METHODS | {"Llama4"}
+_NVFP4_METHODS = frozenset({"DeepSeekV3", "Renormalize", "RenormalizeNaive", "Llama4", "SigmoidRenorm", "Sigmoid",
+                            "MiniMax2"})
+_BF16_METHODS = frozenset({"DeepSeekV3", "Llama4", "Renormalize", "RenormalizeNaive", "SigmoidRenorm", "MiniMax2",
+                           "Sigmoid"})
+_MXFP4_METHODS = frozenset({"DeepSeekV3", "Renormalize", "RenormalizeNaive"})
+_MXINT4_METHODS = frozenset({"Renormalize", "RenormalizeNaive", "DeepSeekV3", "Llama4"})
+
+PARALLEL_MODES = ("tp", "ep", "eplb")
+_NO_A2A = frozenset({"tp"})  # monolithic: no all2all kernels, no EPLB
+_ALL_PAR = frozenset(PARALLEL_MODES)
+_NO_EPLB = frozenset({"tp", "ep"})
+
+
+@dataclass(frozen=True)
+class Backend:
+    key: str
+    name: str
+    vllm_class: str
+    kind: str  # "monolithic" | "modular"
+    family: str  # oracle family: flashinfer_trtllm, flashinfer_cutlass, flashinfer_cutedsl, flashinfer_b12x, ...
+    flashinfer: bool
+    moe_backend: str | None  # the --moe-backend value that forces this path (None: cannot be forced)
+    archs: frozenset[int]
+    quant: tuple[tuple[str, frozenset[int] | None], ...]  # (scheme, archs it needs beyond `archs`; None = all)
+    source: str
+    activations: frozenset[str] | None = ANY_ACT
+    parallel: frozenset[str] = _ALL_PAR
+    hash_routing: bool = True
+    routing_methods: frozenset[str] | None = None  # None = any (modular: routing done by vLLM in Python)
+    routing_by_scheme: tuple[tuple[str, frozenset[str]], ...] = ()  # per-scheme allow-list override
+    router_dtypes: frozenset[str] | None = None  # None = any
+    max_experts: int | None = None  # base is_supported_config limit (TRT-LLM routing: 2048)
+    routing_tiers: bool = False  # FlashInfer compiled routing tiers apply (in-kernel routing)
+    fp8_block_launcher: bool = False  # fp8-block apply-time asserts (E <= 512, k <= 32, grouped small-E k <= 8)
+    llama4_input_weights: bool = False  # Llama4 needs apply_router_weight_on_input, others need it False
+    no_class_note: str | None = None  # this (class, scheme) pair does not exist in vLLM v0.33
+    note: str = ""
+
+    @property
+    def schemes(self) -> tuple[str, ...]:
+        return tuple(s for s, _ in self.quant)
+
+    def allowed_methods(self, scheme: str) -> frozenset[str] | None:
+        for s, m in self.routing_by_scheme:
+            if s == scheme:
+                return m
+        return self.routing_methods
+
+
+_TRT_ACT_FP8 = frozenset({"silu", "swigluoai", "relu2"})
+_TRT_ACT_NVFP4 = frozenset({"silu", "swigluoai", "relu2", "gelu"})
+_TRT_ACT_BF16 = frozenset({"silu", "relu2"})
+_LOGITS_BF16_FP32 = frozenset({"bfloat16", "float32"})
+_TRTLLM = "flashinfer_trtllm"
+
+BACKENDS: tuple[Backend, ...] = (
+    # ---- FlashInfer TRT-LLM-gen: FP8 block / MXFP8 / per-tensor ----
+    Backend("trtllm_fp8_block_mono", "TRT-LLM FP8 block monolithic", "TrtLlmFp8ExpertsMonolithic", "monolithic",
+            _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("fp8_block", None),),
+            _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, _NO_A2A, False, _FP8_BLOCK_METHODS,
+            router_dtypes=_LOGITS_BF16_FP32, max_experts=2048, routing_tiers=True, fp8_block_launcher=True,
+            llama4_input_weights=True),
+    Backend("trtllm_fp8_block_mod", "TRT-LLM FP8 block modular", "TrtLlmFp8ExpertsModular", "modular",
+            _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("fp8_block", None),),
+            _V + "fused_moe/experts/trtllm_fp8_moe.py (trtllm_fp8_block_scale_routed_moe)", _TRT_ACT_FP8, _NO_EPLB,
+            max_experts=2048),
+    Backend("trtllm_mxfp8_mono", "TRT-LLM MXFP8 monolithic", "TrtLlmFp8ExpertsMonolithic", "monolithic",
+            _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp8", None),),
+            _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, _NO_A2A, False, _FP8_BLOCK_METHODS,
+            router_dtypes=_LOGITS_BF16_FP32, max_experts=2048, routing_tiers=True, fp8_block_launcher=True,
+            llama4_input_weights=True),
+    Backend("trtllm_mxfp8_mod", "TRT-LLM MXFP8 modular", "TrtLlmFp8ExpertsModular", "modular",
+            _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp8", None),),
+            _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, _NO_EPLB, max_experts=2048),
+    Backend("trtllm_fp8_tensor_mono", "TRT-LLM FP8 per-tensor monolithic", "TrtLlmFp8ExpertsMonolithic",
+            "monolithic", _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("fp8_per_tensor", None),),
+            _V + "fused_moe/experts/trtllm_fp8_moe.py (trtllm_fp8_per_tensor_scale_moe)",
+            frozenset({"silu", "relu2"}), _NO_A2A, False, _FP8_TENSOR_METHODS, router_dtypes=_LOGITS_BF16_FP32,
+            max_experts=2048, routing_tiers=True, llama4_input_weights=True),
+    Backend("trtllm_fp8_tensor_mod", "TRT-LLM FP8 per-tensor modular", "—", "modular", _TRTLLM, True, None,
+            SM100_FAMILY, (("fp8_per_tensor", frozenset()),), _V + "fused_moe/experts/trtllm_fp8_moe.py",
+            no_class_note="vLLM v0.33 has no modular TRT-LLM kernel for FP8 per-tensor "
+                          "(TrtLlmFp8ExpertsModular takes FP8 block and MXFP8 only)"),
+    # ---- NVFP4 ----
+    Backend("trtllm_nvfp4_mono", "TRT-LLM NVFP4 monolithic", "TrtLlmNvFp4ExpertsMonolithic", "monolithic",
+            _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("nvfp4", None),),
+            _V + "fused_moe/experts/trtllm_nvfp4_moe.py (trtllm_fp4_block_scale_moe)", _TRT_ACT_NVFP4, _NO_A2A,
+            False, _NVFP4_METHODS, router_dtypes=_LOGITS_BF16_FP32, routing_tiers=True, llama4_input_weights=True),
+    Backend("trtllm_nvfp4_mod", "TRT-LLM NVFP4 modular", "TrtLlmNvFp4ExpertsModular", "modular", _TRTLLM, True,
+            "flashinfer_trtllm", SM100_FAMILY, (("nvfp4", None),),
+            _V + "fused_moe/experts/trtllm_nvfp4_moe.py (trtllm_fp4_block_scale_routed_moe)", _TRT_ACT_NVFP4),
+    # ---- MXFP4 (gpt-oss) ----
+    Backend("trtllm_mxfp4_mono", "TRT-LLM MXFP4 monolithic", "TrtLlmMxfp4ExpertsMonolithic", "monolithic",
+            _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp4", None),),
+            _V + "fused_moe/experts/trtllm_mxfp4_moe.py", frozenset({"swigluoai"}), _NO_A2A, False, _MXFP4_METHODS,
+            routing_tiers=True, llama4_input_weights=True,
+            note="router logits are cast to bf16 inside the wrapper (any dtype accepted)"),
+    Backend("trtllm_mxfp4_mod", "TRT-LLM MXFP4 modular", "TrtLlmMxfp4ExpertsModular", "modular", _TRTLLM, True,
+            "flashinfer_trtllm", SM100_FAMILY, (("mxfp4", None),), _V + "fused_moe/experts/trtllm_mxfp4_moe.py",
+            frozenset({"swigluoai"})),
+    # ---- MXINT4 (WNA16) ----
+    Backend("trtllm_mxint4_mono", "TRT-LLM MXINT4 monolithic", "TrtLlmMxint4ExpertsMonolithic", "monolithic",
+            _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("int4", None),),
+            _V + "fused_moe/experts/trtllm_mxint4_moe.py, oracle/int_wna16.py", frozenset({"silu"}), _NO_A2A, False,
+            _MXINT4_METHODS, routing_tiers=True, llama4_input_weights=True),
+    Backend("trtllm_mxint4_mod", "TRT-LLM MXINT4 modular", "—", "modular", _TRTLLM, True, None, SM100_FAMILY,
+            (("int4", frozenset()),), _V + "fused_moe/oracle/int_wna16.py",
+            no_class_note="vLLM v0.33 has no modular TRT-LLM MXINT4 kernel (int_wna16 oracle lists the monolithic "
+                          "class only)"),
+    # ---- BF16 ----
+    Backend("trtllm_bf16_mono", "TRT-LLM BF16 monolithic", "TrtLlmBf16ExpertsMonolithic", "monolithic", _TRTLLM,
+            True, "flashinfer_trtllm", SM100_FAMILY, (("bf16", None),),
+            _V + "fused_moe/experts/trtllm_bf16_moe.py (trtllm_bf16_moe)", _TRT_ACT_BF16, _NO_A2A, False,
+            _BF16_METHODS, max_experts=2048, routing_tiers=True, llama4_input_weights=True),
+    Backend("trtllm_bf16_mod", "TRT-LLM BF16 modular", "TrtLlmBf16ExpertsModular", "modular", _TRTLLM, True,
+            "flashinfer_trtllm", SM100_FAMILY, (("bf16", None),),
+            _V + "fused_moe/experts/trtllm_bf16_moe.py (trtllm_bf16_routed_moe)", _TRT_ACT_BF16,
+            frozenset({"ep"}), max_experts=2048,
+            note="the modular BF16 class requires all2all (expert-parallel) kernels; plain TP uses the monolithic class"),
+    # ---- FlashInfer CUTLASS / CuTe-DSL / B12x ----
+    Backend("flashinfer_cutlass", "FlashInfer CUTLASS", "FlashInferExperts", "modular", "flashinfer_cutlass", True,
+            "flashinfer_cutlass", ALL_ARCHS,
+            (("bf16", ALL_ARCHS), ("fp8_per_tensor", ALL_ARCHS), ("fp8_block", frozenset({90})),
+             ("mxfp4", frozenset({90})), ("nvfp4", frozenset({100, 103, 120, 121}))),
+            _V + "fused_moe/experts/flashinfer_cutlass_moe.py (flashinfer_cutlass_fused_moe)",
+            frozenset({"silu", "relu2", "swigluoai"})),
+    Backend("flashinfer_cutedsl", "FlashInfer CuTe-DSL NVFP4", "FlashInferCuteDSLExperts", "modular",
+            "flashinfer_cutedsl", True, "flashinfer_cutedsl", SM100_FAMILY, (("nvfp4", None),),
+            _V + "fused_moe/experts/flashinfer_cutedsl_moe.py, oracle/nvfp4.py", frozenset({"silu"})),
+    Backend("flashinfer_b12x", "FlashInfer B12x", "FlashInferB12xExperts", "modular", "flashinfer_b12x", True,
+            "flashinfer_b12x", SM12X, (("nvfp4", None), ("mxfp4", None)),
+            _V + "fused_moe/experts/flashinfer_b12x_moe.py, oracle/nvfp4.py",
+            note="excluded from auto selection (oracle/nvfp4.py): opt in with --moe-backend flashinfer_b12x"),
+    # ---- non-FlashInfer fallbacks (by name and arch) ----
+    Backend("deep_gemm", "DeepGEMM", "TritonOrDeepGemmExperts", "modular", "deep_gemm", False, "deep_gemm",
+            frozenset({90, 100, 103}), (("fp8_block", None),),
+            _V + "fused_moe/oracle/fp8.py, experts/triton_deep_gemm_moe.py", frozenset({"silu"})),
+    Backend("vllm_cutlass", "vLLM CUTLASS", "TritonOrCutlassExperts / CutlassExpertsFp4", "modular",
+            "vllm_cutlass", False, "cutlass", ALL_ARCHS,
+            (("fp8_per_tensor", ALL_ARCHS), ("fp8_block", frozenset({90, 100, 103})),
+             ("nvfp4", frozenset({100, 103, 120, 121}))),
+            _V + "fused_moe/oracle/fp8.py, oracle/nvfp4.py, experts/cutlass_moe.py", frozenset({"silu"}),
+            note="for FP8 only when the quantization method allows vLLM CUTLASS (off by default in auto mode)"),
+    Backend("triton", "Triton", "TritonExperts / OAITritonExperts", "modular", "triton", False, "triton",
+            ALL_ARCHS, (("bf16", None), ("fp8_block", None), ("fp8_per_tensor", None),
+                        ("mxfp4", frozenset({90, 100, 103}))),
+            _V + "fused_moe/oracle/{unquantized,fp8,mxfp4}.py, experts/triton_moe.py",
+            note="MXFP4 uses triton_kernels (OAI) only for 9.0 <= capability < 11.0"),
+    Backend("marlin", "Marlin", "MarlinExperts", "modular", "marlin", False, "marlin", ALL_ARCHS,
+            (("fp8_block", None), ("fp8_per_tensor", None), ("nvfp4", None), ("mxfp4", None), ("int4", None)),
+            _V + "fused_moe/oracle/{fp8,nvfp4,mxfp4,int_wna16}.py, experts/marlin_moe.py",
+            frozenset({"silu", "swigluoai"}), note="weight-only: dequantizes to BF16 inside the GEMM"),
+    Backend("humming", "Humming", "HummingGroupedExperts", "modular", "humming", False, "humming", ALL_ARCHS,
+            (("nvfp4", None), ("int4", None)), _V + "fused_moe/oracle/{nvfp4,int_wna16}.py"),
+    Backend("emulation", "Emulation (dequantize + Triton)", "Nvfp4/Int4 emulation experts", "modular",
+            "emulation", False, "emulation", ALL_ARCHS, (("nvfp4", None), ("int4", None)),
+            _V + "fused_moe/oracle/{nvfp4,int_wna16}.py", note="last resort: BF16 GEMMs on dequantized weights"),
+)
+
+BACKEND_BY_KEY = {b.key: b for b in BACKENDS}
+
+
+# vLLM oracle auto priority per scheme: (arch condition, ordered backend keys). The first row whose
+# condition matches wins. Sources: vLLM v0.33 fused_moe/oracle/*.py (_get_priority_backends).
+@dataclass(frozen=True)
+class AutoOrder:
+    scheme: str
+    archs: frozenset[int] | None  # None = any arch
+    parallel: frozenset[str] | None  # None = any parallel mode
+    order: tuple[str, ...]
+    source: str
+    activations: frozenset[str] | None = None  # None = any activation
+
+
+_FP8_BLOCK_DEFAULT = ("trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "flashinfer_cutlass", "deep_gemm", "triton",
+                      "marlin")
+AUTO_ORDER: tuple[AutoOrder, ...] = (
+    AutoOrder("fp8_block", frozenset({90}), frozenset({"tp"}),
+              ("triton", "trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "flashinfer_cutlass", "deep_gemm", "marlin"),
+              _V + "oracle/fp8.py: on Hopper block FP8 prefers Triton for TP"),
+    AutoOrder("fp8_block", frozenset({90}), None,
+              ("flashinfer_cutlass", "trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "deep_gemm", "triton", "marlin"),
+              _V + "oracle/fp8.py: on Hopper block FP8 prefers FlashInfer CUTLASS for EP"),
+    AutoOrder("fp8_block", None, None, _FP8_BLOCK_DEFAULT,
+              _V + "oracle/fp8.py: AITER, FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, DEEPGEMM, (VLLM_CUTLASS), TRITON, MARLIN"),
+    AutoOrder("fp8_per_tensor", None, None,
+              ("trtllm_fp8_tensor_mono", "flashinfer_cutlass", "triton", "marlin"),
+              _V + "oracle/fp8.py (no modular TRT-LLM class for per-tensor)"),
+    AutoOrder("mxfp8", None, None, ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod"),
+              _V + "oracle/mxfp8.py: FLASHINFER_TRTLLM only"),
+    AutoOrder("nvfp4", None, None,
+              ("trtllm_nvfp4_mono", "trtllm_nvfp4_mod", "flashinfer_cutedsl", "flashinfer_cutlass", "vllm_cutlass",
+               "marlin", "humming", "emulation"),
+              _V + "oracle/nvfp4.py: FLASHINFER_TRTLLM, FLASHINFER_CUTEDSL(_BATCHED), FLASHINFER_CUTLASS, "
+                   "VLLM_CUTLASS, MARLIN, HUMMING, EMULATION (B12X opt-in only)"),
+    AutoOrder("mxfp4", None, None,
+              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "triton", "flashinfer_cutlass", "marlin"),
+              _V + "oracle/mxfp4.py: FLASHINFER_TRTLLM_MXFP4_BF16, CK, TRITON, FLASHINFER_CUTLASS_MXFP4_BF16, "
+                   "TRITON_UNFUSED, MARLIN"),
+    AutoOrder("bf16", frozenset({90}), None,
+              ("triton", "trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass"),
+              _V + "oracle/unquantized.py: on Hopper FlashInfer moves behind Triton"),
+    AutoOrder("bf16", None, None, ("triton", "trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass"),
+              _V + "oracle/unquantized.py: SWIGLUOAI moves FlashInfer behind Triton",
+              activations=frozenset({"swigluoai"})),
+    AutoOrder("bf16", None, None, ("trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass", "triton"),
+              _V + "oracle/unquantized.py: FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, TRITON"),
+    AutoOrder("int4", None, None, ("trtllm_mxint4_mono", "marlin", "humming", "emulation"),
+              _V + "oracle/int_wna16.py: FLASHINFER_TRTLLM, MARLIN, HUMMING, EMULATION"),
+)
+
+
+def auto_order(scheme: str, arch: int, parallel: str = "tp", activation: str = "silu") -> AutoOrder | None:
+    for row in AUTO_ORDER:
+        if row.scheme != scheme:
+            continue
+        if row.archs is not None and arch not in row.archs:
+            continue
+        if row.parallel is not None and parallel not in row.parallel:
+            continue
+        if row.activations is not None and activation not in row.activations:
+            continue
+        return row
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# FlashInfer's own unified API (flashinfer.fused_moe.api.ALL_BACKEND_CONFIGS)
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UnifiedConfig:
+    name: str  # class name in flashinfer.fused_moe.api
+    runner: str  # "trtllm" | "cutlass" | "cutile" | "cute_dsl"
+    schemes: tuple[str, ...]
+    archs: frozenset[int]  # supported(arch) is True for these (within ALL_ARCHS + 89)
+    routing_from_logits: bool  # RoutingInputMode.FromLogits possible (TRTLLM runners only)
+    source: str = _FI + "flashinfer/fused_moe/api.py (supported(arch)); REFERENCE §6"
+
+
+_TRTLLM_ROUTED = frozenset({100, 103})
+UNIFIED_CONFIGS: tuple[UnifiedConfig, ...] = (
+    UnifiedConfig("TrtllmFp4Config", "trtllm", ("nvfp4", "mxfp4"), _TRTLLM_ROUTED, True),
+    UnifiedConfig("TrtllmFp8BlockConfig", "trtllm", ("fp8_block", "mxfp8"), _TRTLLM_ROUTED, True),
+    UnifiedConfig("TrtllmFp8PerTensorConfig", "trtllm", ("fp8_per_tensor",), _TRTLLM_ROUTED, True),
+    UnifiedConfig("TrtllmBf16Config", "trtllm", ("bf16",), _TRTLLM_ROUTED, True),
+    UnifiedConfig("TrtllmMxInt4Config", "trtllm", ("int4",), _TRTLLM_ROUTED, True),
+    UnifiedConfig("CutlassBf16Config", "cutlass", ("bf16",), frozenset({89, 90, 100, 103, 120, 121}), False),
+    UnifiedConfig("CutlassFp8PerTensorConfig", "cutlass", ("fp8_per_tensor",), frozenset({89, 90, 100, 103, 120, 121}),
+                  False),
+    UnifiedConfig("CutlassFp8BlockConfig", "cutlass", ("fp8_block",), frozenset({90}), False),
+    UnifiedConfig("CutlassW4A16Config", "cutlass", ("mxfp4",), frozenset({90}), False),
+    UnifiedConfig("CutlassW4A8Config", "cutlass", ("int4",), frozenset({90}), False),
+    UnifiedConfig("CutlassHummingConfig", "cutlass", ("mxfp4",), frozenset({90}), False),
+    UnifiedConfig("CuTileBf16Config", "cutile", ("bf16",), frozenset({89, 90, 120, 121}), False),
+    UnifiedConfig("CuTileFp8PerTensorBf16Config", "cutile", ("fp8_per_tensor",), frozenset({89, 90, 120, 121}), False),
+    UnifiedConfig("CuTileMxfp4Bf16Config", "cutile", ("mxfp4",), frozenset({89, 90, 120, 121}), False),
+    UnifiedConfig("CuTileMxfp8Bf16Config", "cutile", ("mxfp8",), frozenset({89, 90, 120, 121}), False),
+    UnifiedConfig("CuTileNvfp4Bf16Config", "cutile", ("nvfp4",), frozenset({89, 90, 120, 121}), False),
+    UnifiedConfig("CuteDslConfig", "cute_dsl", ("nvfp4",), _TRTLLM_ROUTED, False),
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluation
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class RoutingContext:
+    """What the gates need to know about one model (built from a ModelDescription)."""
+
+    method: str
+    num_experts: int
+    top_k: int
+    scheme: str
+    activation: str = "silu"
+    n_group: int | None = None
+    topk_group: int | None = None
+    num_hash_layers: int = 0
+    router_dtype: str = "bfloat16"
+    apply_router_weight_on_input: bool = False  # Llama-4
+    pattern: str = ""  # "softmax + correction bias" — for reasons
+    parallel: str = "tp"
+
+
+@dataclass
+class Verdict:
+    backend: Backend
+    arch: int
+    supported: bool
+    gate: str | None  # first failing gate, None when supported
+    reason: str | None
+    limits: dict[str, Any] = field(default_factory=dict)
+
+    def short(self) -> str:
+        return "ok" if self.supported else f"{self.gate}: {self.reason}"
+
+
+def _arch_list(archs) -> str:
+    return ", ".join(f"sm{a}" for a in sorted(archs))
+
+
+def _gate_device(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+    if arch not in b.archs:
+        return f"needs {_arch_list(b.archs)}; sm{arch} is not supported"
+    return None
+
+
+def _gate_activation(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+    if b.activations is not None and ctx.activation not in b.activations:
+        return f"activation {ctx.activation} is not supported (takes {', '.join(sorted(b.activations))})"
+    return None
+
+
+def _gate_quant(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+    if b.no_class_note:
+        return b.no_class_note
+    for s, archs in b.quant:
+        if s == ctx.scheme:
+            if archs is not None and arch not in archs:
+                return f"{SCHEME_LABEL.get(s, s)} needs {_arch_list(archs)} in this backend; sm{arch} is not one"
+            return None
+    if ctx.scheme.startswith("unknown:"):
+        return f"quantization {ctx.scheme[8:]!r} is not a scheme this table knows"
+    took = ", ".join(SCHEME_LABEL.get(s, s) for s in b.schemes) or "nothing"
+    return f"quantization {SCHEME_LABEL.get(ctx.scheme, ctx.scheme)} is not supported (takes {took})"
+
+
+def _gate_parallel(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+    if ctx.parallel not in b.parallel:
+        return f"parallel mode {ctx.parallel} is not supported (takes {', '.join(m for m in PARALLEL_MODES if m in b.parallel)})"
+    return None
+
+
+def _gate_hash(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+    if ctx.num_hash_layers and not b.hash_routing:
+        return (f"{ctx.num_hash_layers} hash-routed layer(s) (experts = tid2eid[token]) cannot be routed "
+                "by the fused in-kernel router")
+    return None
+
+
+def _gate_routing(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+    allowed = b.allowed_methods(ctx.scheme)
+    if allowed is None or ctx.method in allowed:
+        return None
+    pat = f" ({ctx.pattern})" if ctx.pattern else ""
+    if ctx.method not in FLASHINFER_METHODS:
+        return f"routing method {ctx.method} is not implemented by the fused router{pat}"
+    return (f"routing method {ctx.method} is not in {b.vllm_class}'s allow-list "
+            f"({', '.join(sorted(allowed))}){pat}")
+
+
+def _gate_logits(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+    if b.router_dtypes is not None and ctx.router_dtype not in b.router_dtypes:
+        return f"router logits in {ctx.router_dtype} are not accepted (takes {', '.join(sorted(b.router_dtypes))})"
+    return None
+
+
+def kernel_limit_problems(ctx: RoutingContext, *, fp8_block_launcher: bool = False) -> list[str]:
+    """FlashInfer 0.7.2 compiled-routing-tier problems for in-kernel routing (empty list = fits)."""
+    E, k, method = ctx.num_experts, ctx.top_k, ctx.method
+    G = ctx.n_group or 0
+    tg = ctx.topk_group or 0
+    out: list[str] = []
+    if E % 4:
+        out.append(f"E % 4 == 0 is required by the fused router (E={E}, E % 4 = {E % 4})")
+    if not 1 <= k <= E:
+        out.append(f"top_k must satisfy 1 <= k <= E (k={k}, E={E})")
+    tier = find_tier(method, G)
+    if tier is not None:
+        label = "DeepSeekV3 grouped" if (method == "DeepSeekV3" and G > 1) else "/".join(tier.methods)
+        if E > tier.max_experts:
+            out.append(f"{label} routing tier allows at most {tier.max_experts} experts (E={E})")
+        if k > tier.max_top_k:
+            out.append(f"{label} routing tier allows top_k <= {tier.max_top_k} (k={k})")
+    if method == "DeepSeekV3" and G > 1:
+        if E % G:
+            out.append(f"E={E} is not divisible into n_group={G} groups")
+        elif E // G > GROUPED_MAX_EXPERTS_PER_GROUP:
+            out.append(f"DeepSeekV3 grouped needs E/n_group <= {GROUPED_MAX_EXPERTS_PER_GROUP} (E/n_group={E // G})")
+        if G > GROUPED_MAX_GROUPS:
+            out.append(f"DeepSeekV3 grouped needs n_group <= {GROUPED_MAX_GROUPS} (n_group={G})")
+        if tg > GROUPED_MAX_TOPK_GROUP:
+            out.append(f"DeepSeekV3 grouped needs topk_group <= {GROUPED_MAX_TOPK_GROUP} (topk_group={tg})")
+        if tg > G:
+            out.append(f"DeepSeekV3 grouped needs topk_group <= n_group (topk_group={tg}, n_group={G})")
+        if fp8_block_launcher and E <= FP8_BLOCK_GROUPED_SMALL_E and k > FP8_BLOCK_GROUPED_SMALL_E_MAX_K:
+            out.append(f"FP8-block launcher allows top_k <= {FP8_BLOCK_GROUPED_SMALL_E_MAX_K} when grouped and "
+                       f"E <= {FP8_BLOCK_GROUPED_SMALL_E} (k={k}, E={E})")
+    if fp8_block_launcher:
+        if E > 512:
+            out.append(f"FP8-block monolithic asserts E <= 512 (E={E})")
+        if k > 32:
+            out.append(f"FP8-block monolithic asserts top_k <= 32 (k={k})")
+    return out
+
+
+def _gate_shape(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+    if b.max_experts is not None and ctx.num_experts > b.max_experts:
+        return f"FlashInfer TRT-LLM routing supports at most {b.max_experts} experts (E={ctx.num_experts})"
+    if b.routing_tiers:
+        probs = kernel_limit_problems(ctx, fp8_block_launcher=b.fp8_block_launcher)
+        if probs:
+            return probs[0]
+    if b.llama4_input_weights:
+        if ctx.method == "Llama4" and not ctx.apply_router_weight_on_input:
+            return "Llama4 routing needs router weights applied on the expert input (apply_router_weight_on_input)"
+        if ctx.method != "Llama4" and ctx.apply_router_weight_on_input:
+            return f"routing weights on the expert input are only supported with Llama4 routing (method {ctx.method})"
+    return None
+
+
+_GATE_FUNCS = (
+    ("device", _gate_device),
+    ("activation", _gate_activation),
+    ("quant", _gate_quant),
+    ("parallel", _gate_parallel),
+    ("hash_routing", _gate_hash),
+    ("routing_method", _gate_routing),
+    ("router_logits_dtype", _gate_logits),
+    ("shape", _gate_shape),
+)
+assert tuple(n for n, _ in _GATE_FUNCS) == GATES
+
+
+def evaluate(b: Backend, ctx: RoutingContext, arch: int) -> Verdict:
+    """The first failing gate of ``b`` for ``ctx`` on ``arch``, in vLLM's order."""
+    for name, fn in _GATE_FUNCS:
+        if name in ("hash_routing", "routing_method", "router_logits_dtype") and b.kind != "monolithic":
+            continue  # modular kernels take precomputed top-k: routing gates do not apply
+        reason = fn(b, ctx, arch)
+        if reason:
+            return Verdict(b, arch, False, name, reason)
+    return Verdict(b, arch, True, None, None)
+
+
+def evaluate_unified(cfg: UnifiedConfig, scheme: str, arch: int) -> tuple[bool, str | None]:
+    if arch not in cfg.archs:
+        return False, f"{cfg.name}.supported({arch}) is False (True for {', '.join(str(a) for a in sorted(cfg.archs))})"
+    if scheme not in cfg.schemes:
+        return False, f"{cfg.name} takes {', '.join(SCHEME_LABEL.get(s, s) for s in cfg.schemes)}"
+    return True, None
+
+
+def select(keys: list[str] | tuple[str, ...] | None) -> list[Backend]:
+    if not keys:
+        return list(BACKENDS)
+    return [BACKEND_BY_KEY[k] for k in keys]
+
+
+def match_backend_filter(text: str) -> list[Backend]:
+    """``--backend`` value -> rows: a key, a family or --moe-backend value, or a name substring."""
+    t = text.strip().lower().replace("-", "_")
+    if t in BACKEND_BY_KEY:
+        return [BACKEND_BY_KEY[t]]
+    fam = [b for b in BACKENDS if b.family == t or (b.moe_backend or "") == t]
+    if fam:
+        return fam
+    words = text.strip().lower().replace("_", " ").replace("-", " ").split()
+    return [b for b in BACKENDS if all(w in b.name.lower().replace("-", " ") for w in words)] if words else []

@@ -1,0 +1,173 @@
+"""The backend table and its gates (moe_inspect.backends, moe_inspect.gpus): no model files needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from moe_inspect import backends as B
+from moe_inspect import gpus
+from moe_inspect.errors import BadInputError
+
+
+def ctx(**kw) -> B.RoutingContext:
+    base = dict(method="MiniMax2", num_experts=256, top_k=8, scheme="fp8_block")
+    base.update(kw)
+    return B.RoutingContext(**base)
+
+
+def row(key: str) -> B.Backend:
+    return B.BACKEND_BY_KEY[key]
+
+
+def test_every_row_names_its_source_and_version():
+    for b in B.BACKENDS:
+        assert b.source.startswith("vLLM v0.33 "), b.key
+        assert b.kind in ("monolithic", "modular")
+        assert b.archs <= B.ALL_ARCHS
+    for c in B.UNIFIED_CONFIGS:
+        assert "FlashInfer 0.7.2.post1" in c.source
+    for o in B.AUTO_ORDER:
+        assert o.source.startswith("vLLM v0.33 ")
+        assert all(k in B.BACKEND_BY_KEY for k in o.order)
+
+
+def test_issue_backends_are_all_in_the_table():
+    names = {b.name for b in B.BACKENDS}
+    for n in ("TRT-LLM FP8 block monolithic", "TRT-LLM FP8 block modular", "TRT-LLM MXFP8 monolithic",
+              "TRT-LLM MXFP8 modular", "TRT-LLM FP8 per-tensor monolithic", "TRT-LLM NVFP4 monolithic",
+              "TRT-LLM NVFP4 modular", "TRT-LLM MXFP4 monolithic", "TRT-LLM MXFP4 modular",
+              "TRT-LLM MXINT4 monolithic", "TRT-LLM BF16 monolithic", "TRT-LLM BF16 modular", "FlashInfer CUTLASS",
+              "FlashInfer CuTe-DSL NVFP4", "FlashInfer B12x", "DeepGEMM", "Triton", "Marlin"):
+        assert n in names
+    assert {"CuTileBf16Config", "CutlassFp8BlockConfig", "CutlassBf16Config"} <= {c.name for c in B.UNIFIED_CONFIGS}
+
+
+def test_gates_run_in_vllm_order_device_first():
+    # wrong arch AND unsupported method: the device gate is reported (vLLM checks it first)
+    v = B.evaluate(row("trtllm_fp8_block_mono"), ctx(method="Unspecified"), 90)
+    assert (v.supported, v.gate) == (False, "device")
+    assert "sm100" in v.reason and "sm90" in v.reason
+
+
+def test_unspecified_method_names_the_pattern():
+    v = B.evaluate(row("trtllm_fp8_block_mono"), ctx(method="Unspecified", pattern="softmax + correction bias"), 100)
+    assert v.gate == "routing_method"
+    assert v.reason == ("routing method Unspecified is not implemented by the fused router "
+                        "(softmax + correction bias)")
+
+
+def test_modular_rows_accept_any_method():
+    v = B.evaluate(row("trtllm_fp8_block_mod"), ctx(method="Unspecified"), 100)
+    assert v.supported
+
+
+def test_hash_routing_gate_precedes_routing_method():
+    v = B.evaluate(row("trtllm_nvfp4_mono"), ctx(method="DeepseekV4", scheme="nvfp4", num_hash_layers=3), 100)
+    assert v.gate == "hash_routing" and "hash-routed" in v.reason
+
+
+def test_fp16_router_logits_rejected_by_fp8_monolithic():
+    v = B.evaluate(row("trtllm_fp8_block_mono"), ctx(router_dtype="float16"), 100)
+    assert v.gate == "router_logits_dtype"
+    assert B.evaluate(row("trtllm_fp8_block_mono"), ctx(router_dtype="float32"), 100).supported
+
+
+@pytest.mark.parametrize("E,G,tg,k,ok,needle", [
+    (256, 8, 4, 8, True, None),  # DeepSeek-V3
+    (384, 8, 4, 8, False, "at most 256 experts"),  # over the grouped tier
+    (256, 16, 4, 8, False, "n_group <= 8"),
+    (256, 8, 5, 8, False, "topk_group <= 4"),
+    (256, 4, 4, 8, False, "E/n_group <= 32"),
+    (256, 8, 4, 10, False, "top_k <= 8 when grouped"),  # fp8-block launcher, E <= 384
+])
+def test_deepseek_grouped_tiers(E, G, tg, k, ok, needle):
+    v = B.evaluate(row("trtllm_fp8_block_mono"), ctx(method="DeepSeekV3", num_experts=E, n_group=G, topk_group=tg,
+                                                      top_k=k), 100)
+    assert v.supported is ok
+    if needle:
+        assert v.gate == "shape" and needle in v.reason
+
+
+def test_e_not_divisible_by_4_is_named():
+    v = B.evaluate(row("trtllm_bf16_mono"), ctx(method="RenormalizeNaive", num_experts=62, scheme="bf16"), 100)
+    assert v.gate == "shape" and "E % 4" in v.reason and "62" in v.reason
+
+
+def test_llama4_needs_input_side_weights_and_k1():
+    good = ctx(method="Llama4", num_experts=16, top_k=1, apply_router_weight_on_input=True)
+    assert B.evaluate(row("trtllm_nvfp4_mono"), B.RoutingContext(**{**good.__dict__, "scheme": "nvfp4"}), 100).supported
+    no_input = B.RoutingContext(**{**good.__dict__, "scheme": "bf16", "apply_router_weight_on_input": False})
+    v = B.evaluate(row("trtllm_bf16_mono"), no_input, 100)
+    assert v.gate == "shape" and "apply_router_weight_on_input" in v.reason
+    k2 = B.RoutingContext(**{**good.__dict__, "scheme": "bf16", "top_k": 2})
+    assert "top_k <= 1" in B.evaluate(row("trtllm_bf16_mono"), k2, 100).reason
+
+
+def test_flashinfer_cutlass_fp8_block_is_hopper_only():
+    assert B.evaluate(row("flashinfer_cutlass"), ctx(), 90).supported
+    v = B.evaluate(row("flashinfer_cutlass"), ctx(), 100)
+    assert v.gate == "quant" and "sm90" in v.reason
+
+
+def test_no_modular_fp8_per_tensor_class():
+    v = B.evaluate(row("trtllm_fp8_tensor_mod"), ctx(scheme="fp8_per_tensor"), 100)
+    assert v.gate == "quant" and "no modular" in v.reason
+
+
+def test_auto_order_hopper_block_fp8_prefers_triton_for_tp_and_cutlass_for_ep():
+    assert B.auto_order("fp8_block", 90, "tp").order[0] == "triton"
+    assert B.auto_order("fp8_block", 90, "ep").order[0] == "flashinfer_cutlass"
+    assert B.auto_order("fp8_block", 100, "tp").order[:2] == ("trtllm_fp8_block_mono", "trtllm_fp8_block_mod")
+    assert "flashinfer_b12x" not in B.auto_order("nvfp4", 120).order  # opt-in only
+
+
+@pytest.mark.parametrize("method,block,expert,scheme", [
+    ("fp8_block", [128, 128], None, "fp8_block"), ("fp8", [128, 128], None, "fp8_block"),
+    ("fp8_per_tensor", None, None, "fp8_per_tensor"), ("unquantized", None, None, "bf16"),
+    ("mxfp4", None, None, "mxfp4"), ("nvfp4", None, None, "nvfp4"), ("fp8", [1, 32], None, "mxfp8"),
+    ("fp8", [128, 128], "mxfp4", "mxfp4"), ("weird", None, None, "unknown:weird"),
+])
+def test_scheme_from_quant(method, block, expert, scheme):
+    assert B.scheme_from_quant(method, expert_format=expert, block_size=block) == scheme
+
+
+# ---- gpus ----
+@pytest.mark.parametrize("text,label,arch", [
+    ("B200", "B200", 100), ("b200", "B200", 100), ("rtx pro 6000", "RTX PRO 6000", 120), ("RTX-5090", "RTX 5090", 120),
+    ("dgx-spark", "DGX Spark", 121), ("sm90", "sm90", 90), ("sm_103", "sm103", 103), ("12.1", "sm121", 121),
+    ("GB300", "GB300", 103), ("H200", "H200", 90),
+])
+def test_parse_gpu_names_and_archs(text, label, arch):
+    (t,) = gpus.parse_target(text)
+    assert (t.label, t.arch) == (label, arch)
+
+
+def test_all_expands_and_dedupes():
+    ts = gpus.parse_targets(["all", "B200"])
+    assert [t.label for t in ts] == [g.name for g in gpus.GPU_TABLE]
+
+
+def test_unknown_gpu_suggests_close_match():
+    with pytest.raises(BadInputError) as e:
+        gpus.parse_target("B20")
+    assert "B20" in e.value.message and "B200" in (e.value.hint or "")
+
+
+def test_gpu_peaks_are_dense_and_sourced():
+    for g in gpus.GPU_TABLE:
+        assert g.dense and g.peaks_source and g.bandwidth_tbs > 0
+        assert g.fp8_tflops == pytest.approx(2 * g.bf16_tflops, rel=0.01)
+    assert gpus.gpu_by_name("H100").fp4_tflops is None
+
+
+def test_nvidia_smi_parsing_without_torch():
+    t = gpus.parse_nvidia_smi("NVIDIA H200, 9.0\n")
+    assert (t.label, t.arch, t.local) == ("H200", 90, True)
+    t = gpus.parse_nvidia_smi("NVIDIA L40S, 8.9\n")
+    assert (t.label, t.arch) == ("sm89", 89)
+    assert gpus.parse_nvidia_smi("") is None
+
+
+def test_detect_local_gpu_absent(monkeypatch):
+    monkeypatch.setattr(gpus.shutil, "which", lambda name: None)
+    assert gpus.detect_local_gpu() is None
