@@ -115,29 +115,41 @@ def render_check(report, con) -> None:
     con.print(Text.assemble((d.model.id, "bold"), f"  routing ", (c.method, "bold"), f" ({c.pattern}) · E={c.num_experts} "
                             f"k={c.top_k}" + (f" groups {c.n_group}/{c.topk_group}" if c.n_group else "")
                             + f" · {quant} · {c.activation} · {c.parallel}"))
-    t = Table(header_style="bold", title=f"expert backends (vLLM v{B.VLLM_VERSION}, FlashInfer {B.FLASHINFER_VERSION})")
-    t.add_column("backend")
-    t.add_column("kind", style="dim")
-    t.add_column("--moe-backend", style="dim")
+    # targets whose whole column is identical (same arch) share one column: H100 · H200 → sm90
+    def column_key(tr):
+        return (tuple(summary_cell(v) for v in tr.verdicts),
+                tr.auto_choice.backend.name if tr.auto_choice else None, tr.requirement_met)
+
+    groups: dict[tuple, list] = {}
     for tr in report.targets:
-        t.add_column(f"{tr.target.label}\n(sm{tr.target.arch})" + (" local" if tr.target.local else ""), justify="left")
+        groups.setdefault(column_key(tr), []).append(tr)
+    cols = list(groups.values())
+    t = Table(header_style="bold", pad_edge=False,
+              title=f"expert backends (vLLM v{B.VLLM_VERSION}, FlashInfer {B.FLASHINFER_VERSION})")
+    t.add_column("backend", no_wrap=True)
+    t.add_column("kind", style="dim")
+    for trs in cols:
+        archs = sorted({f"sm{tr.target.arch}" for tr in trs})
+        names = " · ".join(tr.target.label + (" (local)" if tr.target.local else "") for tr in trs)
+        t.add_column(f"{'/'.join(archs)}\n{names}", justify="left")
     rows = report.targets[0].verdicts if report.targets else []
     for i, v0 in enumerate(rows):
         cells = []
-        for tr in report.targets:
-            v = tr.verdicts[i]
+        for trs in cols:
+            v = trs[0].verdicts[i]
             cells.append(Text(summary_cell(v), style="green" if v.supported else "red"))
-        t.add_row(v0.backend.name, v0.backend.kind, v0.backend.moe_backend or "—", *cells)
+        kind = {"monolithic": "mono", "modular": "mod"}.get(v0.backend.kind, v0.backend.kind)
+        t.add_row(v0.backend.name, kind, *cells)
     t.add_section()
     auto_cells = []
-    for tr in report.targets:
-        ch = tr.auto_choice
+    for trs in cols:
+        ch = trs[0].auto_choice
         auto_cells.append(Text(ch.backend.name if ch else "none", style="bold" if ch else "bold red"))
-    t.add_row(Text("vLLM auto pick", style="bold"), "", "", *auto_cells)
+    t.add_row(Text("vLLM auto pick", style="bold"), "", *auto_cells)
     if report.require:
-        t.add_row(Text(f"--require {report.require}", style="bold"), "", "",
-                  *[Text("met", style="bold green") if tr.requirement_met else Text("NOT met", style="bold red")
-                    for tr in report.targets])
+        t.add_row(Text(f"--require {report.require}", style="bold"), "",
+                  *[Text("met", style="bold green") if trs[0].requirement_met else Text("NOT met", style="bold red")
+                    for trs in cols])
     con.print(t)
 
     # distinct reasons, with the targets they apply to
