@@ -155,3 +155,49 @@ def test_bad_input_is_one_line_exit_2(args, needle):
     err = r.stderr.strip()
     assert err.startswith("error:") and "\n" not in err and needle in err
     assert "Traceback" not in r.output
+
+
+# ----------------------------------------------------------------- Hub (local server) and cache
+from .hub_server import FakeHub, isolate_hf  # noqa: E402
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    with FakeHub() as h:
+        isolate_hf(monkeypatch, tmp_path / "hf_home", endpoint=h.url)
+        yield h
+
+
+def test_every_model_resolves_from_the_hub_then_from_the_cache_offline(hub, tmp_path, monkeypatch):
+    """A real huggingface_hub client against the local Hub server, then the same ids offline."""
+    for model_id in EXPECTED:
+        hub.add_repo(model_id, _local_dir(tmp_path / "repos", model_id))
+    for model_id, (method, vllm_id, fi_id) in EXPECTED.items():
+        d = describe(model_id, use_catalog=False)
+        assert d.model.source == "hub", model_id
+        assert (d.routing.method, d.routing.vllm_value, d.routing.flashinfer_value) == (method, vllm_id, fi_id), model_id
+        assert d.model.bytes_read > 0
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear_log()
+    for model_id, (method, _, _) in EXPECTED.items():
+        d = describe(model_id, use_catalog=False)
+        assert d.model.source == "cache", model_id
+        assert d.routing.method == method, model_id
+        # the cached description still has the tensor evidence (headers cached by moe-inspect)
+        assert d.tensors is not None and d.tensors.router_weight is not None, model_id
+    assert hub.log == []  # offline: not a single request
+
+
+def test_hub_detect_cli_reports_source_and_bytes(hub, tmp_path):
+    hub.add_repo("MiniMaxAI/MiniMax-M2.5", _local_dir(tmp_path / "repos", "MiniMaxAI/MiniMax-M2.5"))
+    r = CliRunner().invoke(app, ["detect", "MiniMaxAI/MiniMax-M2.5", "--json", "--no-catalog"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["model"]["source"] == "hub" and data["model"]["bytes_read"] > 0
+    assert data["routing"]["method"] == "MiniMax2"
+
+
+def test_hub_404_without_catalog_is_exit_2(hub):
+    r = CliRunner().invoke(app, ["detect", "nobody/nothing", "--no-catalog"])
+    assert r.exit_code == 2
+    assert r.stderr.startswith("error:") and r.stderr.count("\n") == 1
