@@ -804,21 +804,28 @@ def load_model(
         return _finish(files, run, "local")
     run.tried.append("local: no such directory")
 
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    valid_repo = True
-    try:
-        validate_repo_id(model)
-    except HFValidationError:
-        valid_repo = False
-        run.tried.append("cache/hub: not a valid Hub repo id")
-
     is_offline = hub_offline() if offline is None else bool(offline)
     hub_failure: _HubFailure | None = None
     cache_hit: _CacheHit | None = None
+    valid_repo = True
+    # offline with no cache folder for this repo: neither the cache nor the Hub can answer, and
+    # huggingface_hub (about 0.1 s to import) is not needed to find that out
+    repo_folder = hub_cache_dir() / ("models--" + model.replace("/", "--"))
+    skip_hf = is_offline and not repo_folder.is_dir()
+    if skip_hf:
+        run.tried.append(f"cache: {model} not in {hub_cache_dir()}")
+        run.tried.append("hub: skipped (offline)")
+    else:
+        from huggingface_hub.errors import HFValidationError
+        from huggingface_hub.utils import validate_repo_id
 
-    if valid_repo:
+        try:
+            validate_repo_id(model)
+        except HFValidationError:
+            valid_repo = False
+            run.tried.append("cache/hub: not a valid Hub repo id")
+
+    if valid_repo and not skip_hf:
         # b. HF cache
         run.say(f"looking for {model} in the HF cache")
         cache_hit = load_from_cache(model, revision, read_tensors=read_tensors, progress=progress)
