@@ -1,0 +1,123 @@
+"""`moe-inspect verify`: our reference router vs the model's own transformers router (or the kernel)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .output import console, handle_errors, print_json, progress
+
+VLLM_HELP = "vLLM version whose rules resolve the method: pre-39141, 39141, 44347, 0.33 (default)."
+FI_HELP = "FlashInfer version whose routing arithmetic the reference follows (default 0.7.2.post1)."
+_VERDICT_STYLE = {"match": "bold green", "mismatch": "bold red", "cannot_verify": "bold yellow"}
+
+
+def _weights(ws) -> str:
+    return "[" + ", ".join(f"{w:.4g}" for w in ws) + "]"
+
+
+def render(d: dict, con) -> None:
+    """People's view of a VerifyResult dict."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    verdict = d["verdict"]
+    style = _VERDICT_STYLE.get(verdict, "bold")
+    con.print(f"[{style}]{verdict.upper().replace('_', ' ')}[/] {escape(d['model'])}")
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="dim")
+    t.add_column(overflow="fold")
+    method = d.get("method") or "—"
+    if d.get("method_source") == "forced":
+        method += " (forced by --method)"
+    t.add_row("method", escape(method))
+    if d.get("kernel"):
+        t.add_row("kernel", f"{d['kernel']} (FlashInfer {d.get('oracle_version') or '?'})")
+    else:
+        t.add_row("transformers class", escape(d.get("transformers_class") or "—"))
+    t.add_row("inputs", f"{d['tokens']} tokens, seed {d['seed']}, experts {d.get('num_experts')}, top-k {d.get('top_k')}")
+    tol = d.get("tolerance") or {}
+    t.add_row("tolerance", f"atol {tol.get('atol')}, rtol {tol.get('rtol')} ({tol.get('dtype')})")
+    if d.get("max_weight_error") is not None:
+        t.add_row("max weight error", f"{d['max_weight_error']:.3g}")
+    if d.get("id_mismatches") or d.get("weight_mismatches"):
+        t.add_row("differing tokens", f"{d['id_mismatches']} by experts, {d['weight_mismatches']} by weights")
+    con.print(t)
+    fd = d.get("first_difference")
+    if fd:
+        con.print(f"first differing token {fd['token']}: {escape(fd['reason'])}")
+        if fd.get("reference_ids") is not None:
+            con.print(f"  reference  ids {fd['reference_ids']}  weights {_weights(fd['reference_weights'])}")
+        else:
+            con.print("  reference  (no reference router for this method)")
+        label = "kernel     " if d.get("kernel") else "transformers"
+        con.print(f"  {label} ids {fd['oracle_ids']}  weights {_weights(fd['oracle_weights'])}")
+    con.print(escape(d.get("explanation") or ""))
+    if d.get("reflects_note"):
+        con.print(f"[yellow]note:[/] {escape(d['reflects_note'])}")
+    for n in d.get("notes") or []:
+        con.print(f"[dim]note: {escape(n)}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "verify",
+        epilog=(
+            "Exit codes: 0 match, 1 mismatch (a finding), 2 cannot verify (no transformers class, "
+            "missing torch/transformers, no GPU for --kernel).\n\n"
+            "Examples:\n\n"
+            "  moe-inspect verify deepseek-ai/DeepSeek-V3\n\n"
+            "  moe-inspect verify MiniMaxAI/MiniMax-M2.5 --tokens 256 --seed 1 --json\n\n"
+            "  moe-inspect verify MiniMaxAI/MiniMax-M2 --method Default   # what a wrong label would do\n\n"
+            "  moe-inspect verify deepseek-ai/DeepSeek-V3 --kernel       # FlashInfer fused_topk_deepseek on this GPU"
+        ),
+    )
+    @handle_errors
+    def verify(
+        model: Annotated[str, typer.Argument(help="Hub id (org/name), local directory, or catalog name.")],
+        tokens: Annotated[int, typer.Option("--tokens", min=1, help="Random tokens to route.")] = 64,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the random router weights, bias and inputs.")] = 0,
+        method: Annotated[
+            Optional[str],
+            typer.Option("--method", help="Compare against this RoutingMethodType instead of the one vLLM resolves."),
+        ] = None,
+        kernel: Annotated[
+            bool,
+            typer.Option("--kernel", help="Compare FlashInfer's routing kernel (fused_topk_deepseek, CUDA) with the "
+                         "reference instead of transformers."),
+        ] = False,
+        revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
+        offline: Annotated[bool, typer.Option("--offline", help="Never contact the Hub (also HF_HUB_OFFLINE=1).")] = False,
+        vllm_version: Annotated[Optional[str], typer.Option(help=VLLM_HELP)] = None,
+        flashinfer_version: Annotated[Optional[str], typer.Option(help=FI_HELP)] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        """Does our reference router compute what the model's own code computes?
+
+        Builds the architecture's own router from transformers with the model's real routing
+        keys (experts, top-k, groups, scaling) and small seeded random weights, routes the same
+        tokens through it and through the reference for the resolved RoutingMethodType, and
+        compares expert ids (exactly) and weights (fp32, atol 1e-5 / rtol 1e-4).
+        """
+        from ..verify import verify_model
+
+        with progress(not json_out) as update:
+            result = verify_model(
+                model,
+                tokens=tokens,
+                seed=seed,
+                method=method,
+                revision=revision,
+                offline=True if offline else None,
+                vllm_version=vllm_version,
+                flashinfer_version=flashinfer_version,
+                kernel=kernel,
+                progress=update,
+            )
+        data = result.to_dict()
+        if json_out:
+            print_json(data)
+        else:
+            render(data, console())
+        raise typer.Exit(result.exit_code)

@@ -1,0 +1,964 @@
+"""``verify``: does our reference router compute what the model's own code computes?
+
+For a :class:`~moe_inspect.spec.ModelDescription`, ``verify_description`` builds the
+architecture's OWN router from ``transformers`` (the ``*TopkRouter`` / ``*Router`` class of
+that architecture) from a config that carries the model's real routing keys (number of experts,
+top-k, groups, scaling, renormalisation, scoring where transformers reads it) with the hidden
+size shrunk to :data:`DEFAULT_HIDDEN` (routing does not depend on it) and seeded random router
+weights and correction bias. No checkpoint is downloaded. The same hidden states go through it
+and, as logits, through :func:`moe_inspect.reference.routers.route` for the routing method vLLM
+resolves for the model (``description.routing.method``). Expert sets are compared exactly
+(order-insensitive per token); weights are matched by expert id, both sides in fp32, within
+:data:`TOLERANCE`.
+
+``verify_kernel`` does the same with FlashInfer's standalone DeepSeek-V3 routing kernel
+(``flashinfer.fused_moe.fused_topk_deepseek``) on a CUDA GPU instead of transformers.
+
+Which side a verdict reflects: transformers hard-codes parts of some architectures' routing
+(sigmoid for deepseek_v3, glm4_moe, minimax_m2 …; always-renormalise for minimax_m2, qwen3.5 …)
+and ignores the config keys that claim otherwise. :data:`ORACLES` records those hard-coded
+facts per row; where the description's config disagrees, ``VerifyResult.reflects`` says the
+comparison reflects the architecture, not the config key.
+
+Out of scope: DeepSeek-V4 hash-routed layers (``tid2eid``), LongCat zero experts' outputs,
+expert computation (routing only). torch and transformers are imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, EnvironmentError_, UnsupportedError
+from .spec import ModelDescription, MoESpec
+
+__all__ = [
+    "DEFAULT_HIDDEN",
+    "DEFAULT_TOKENS",
+    "TOLERANCE",
+    "ORACLES",
+    "OracleRow",
+    "TokenDifference",
+    "VerifyResult",
+    "oracle_for",
+    "verify_description",
+    "verify_model",
+    "verify_kernel",
+    "KERNEL_ARCHS",
+]
+
+DEFAULT_TOKENS = 64
+DEFAULT_HIDDEN = 64
+MAX_EXPERTS = 65536  # bound on the random router built for a (possibly hostile) config
+ORACLE_EXTRA = "verify needs the oracle extra: pip install 'moe-inspect[oracle]'"
+GPU_EXTRA = "verify --kernel needs a CUDA GPU and FlashInfer: pip install 'moe-inspect[gpu]'"
+
+# Both sides are compared in fp32 (the reference is called with output_dtype=None). fp32 lets
+# a semantic difference as small as a missing epsilon or a 1e-3 rescale show up, while leaving
+# room for summation order, exp vs tanh-based sigmoid (FlashInfer's sigmoid_accurate) and the
+# renormalisation epsilons (1e-20, LFM2's 1e-6). The kernel writes bf16 in production; a bf16
+# comparison would need atol 1e-2 / rtol 1.6e-2 and would hide such differences.
+TOLERANCE = {"atol": 1e-5, "rtol": 1e-4, "dtype": "float32"}
+# The kernel comparison (verify_kernel) runs the kernel on fp32 logits and compares in fp32 too;
+# its warp reductions sum in another order, hence a looser relative bound.
+KERNEL_TOLERANCE = {"atol": 1e-5, "rtol": 2e-4, "dtype": "float32"}
+
+_TF = "transformers 5.24 models/"
+
+
+@dataclass(frozen=True)
+class OracleRow:
+    """How to build one architecture's own router in transformers and what it hard-codes.
+
+    ``config_keys`` maps a :class:`MoESpec` field to the transformers config kwarg that carries
+    it (values of None fall back to ``defaults``). ``hard_codes`` lists MoESpec facts the
+    transformers router computes regardless of the config (``scoring_func``, ``renormalize``,
+    ``has_correction_bias`` -- "checkpoint" there means the bias is a buffer that is zero
+    unless the checkpoint has one, which we mirror).
+    """
+
+    key: str  # transformers models/<key>
+    model_types: tuple[str, ...]  # MoESpec.model_type values this row covers
+    config_class: str
+    router_class: str
+    source: str
+    config_keys: tuple[tuple[str, str], ...] = (("num_experts", "num_local_experts"), ("top_k", "num_experts_per_tok"))
+    defaults: tuple[tuple[str, Any], ...] = ()
+    extra_config: tuple[tuple[str, Any], ...] = ()  # constant kwargs (e.g. Cohere2 expert_selection_fn)
+    weight: str = "weight"  # attribute path of the [E, H] router matrix
+    bias: str | None = None  # attribute path of the correction bias, "arg" = forward argument
+    bias_shape: str = "flat"  # "flat" [E] | "row" [1, E] (ERNIE moe_statics)
+    linear_bias: str | None = None  # gpt-oss: a real Linear bias, part of the logits
+    output: str = "triple"  # "triple" (logits, weights, ids) | "dense_scores" (Llama4: scores [T,E], logits)
+    input_rank: int = 2  # AFMoE's router wants [B, S, H]
+    scale_in_router: bool = False  # the transformers router multiplies weights by the scale
+    scale_key: str = "routed_scaling_factor"
+    experts_extra: str | None = None  # LongCat: zero experts add to the router width
+    hard_codes: tuple[tuple[str, Any], ...] = ()
+    init_args: tuple[Any, ...] = ()  # extra positional args after config (HunYuan layer_idx)
+    logits: str = "linear"  # how the router's logits follow from x: "linear" (x W^T [+ b]) | "gemma4"
+    notes: tuple[str, ...] = ()
+
+
+_DSV3_KEYS = (
+    ("num_experts", "n_routed_experts"),
+    ("top_k", "num_experts_per_tok"),
+    ("n_group", "n_group"),
+    ("topk_group", "topk_group"),
+    ("routed_scaling_factor", "routed_scaling_factor"),
+    ("renormalize", "norm_topk_prob"),
+)
+_DSV3_DEFAULTS = (("n_group", 1), ("topk_group", 1), ("routed_scaling_factor", 1.0))
+_DSV3_HARD = (("scoring_func", "sigmoid"), ("has_correction_bias", "checkpoint"))
+
+
+def _dsv3_like(key: str, model_types: tuple[str, ...], config_class: str, router_class: str, **kw) -> OracleRow:
+    module = f"{_TF}{key}/modeling_{key}.py"
+    return OracleRow(
+        key=key,
+        model_types=model_types,
+        config_class=config_class,
+        router_class=router_class,
+        source=f"{module} {router_class} (sigmoid + e_score_correction_bias, grouped top-2-sum, "
+        "renormalise iff norm_topk_prob, x routed_scaling_factor)",
+        config_keys=kw.pop("config_keys", _DSV3_KEYS),
+        defaults=_DSV3_DEFAULTS,
+        bias="e_score_correction_bias",
+        scale_in_router=True,
+        hard_codes=_DSV3_HARD,
+        **kw,
+    )
+
+
+def _softmax_topk(key: str, model_types: tuple[str, ...], config_class: str, router_class: str, *,
+                  renorm: Any, experts_key: str = "num_experts", what: str = "", **kw) -> OracleRow:
+    keys = [("num_experts", experts_key), ("top_k", kw.pop("topk_key", "num_experts_per_tok"))]
+    hard: list[tuple[str, Any]] = [("scoring_func", "softmax"), ("has_correction_bias", False)]
+    if renorm is None:
+        keys.append(("renormalize", "norm_topk_prob"))
+    else:
+        hard.append(("renormalize", renorm))
+    return OracleRow(
+        key=key,
+        model_types=model_types,
+        config_class=config_class,
+        router_class=router_class,
+        source=f"{_TF}{key}/modeling_{key}.py {router_class} ({what or 'softmax, top-k'})",
+        config_keys=tuple(keys),
+        hard_codes=tuple(hard),
+        **kw,
+    )
+
+
+# One row per transformers architecture whose router we can build. Keys are transformers'
+# models/<dir>; model_types are the values our normaliser writes into MoESpec.model_type.
+ORACLES: tuple[OracleRow, ...] = (
+    OracleRow(
+        key="deepseek_v2",
+        model_types=("deepseek_v2",),
+        config_class="DeepseekV2Config",
+        router_class="DeepseekV2TopkRouter",
+        source=f"{_TF}deepseek_v2/modeling_deepseek_v2.py DeepseekV2TopkRouter (softmax; topk_method "
+        "greedy | group_limited_greedy with group score = max, masked to 0; never renormalises; "
+        "x routed_scaling_factor)",
+        config_keys=(
+            ("num_experts", "n_routed_experts"),
+            ("top_k", "num_experts_per_tok"),
+            ("n_group", "n_group"),
+            ("topk_group", "topk_group"),
+            ("routed_scaling_factor", "routed_scaling_factor"),
+            ("topk_method", "topk_method"),
+        ),
+        defaults=(("n_group", 1), ("topk_group", 1), ("routed_scaling_factor", 1.0), ("topk_method", "greedy")),
+        scale_in_router=True,
+        hard_codes=(("scoring_func", "softmax"), ("renormalize", False), ("has_correction_bias", False)),
+    ),
+    _dsv3_like("deepseek_v3", ("deepseek_v3", "kimi_k2"), "DeepseekV3Config", "DeepseekV3TopkRouter"),
+    _dsv3_like("deepseek_v32", ("deepseek_v32",), "DeepseekV32Config", "DeepseekV32TopkRouter"),
+    _dsv3_like("glm4_moe", ("glm4_moe",), "Glm4MoeConfig", "Glm4MoeTopkRouter"),
+    _dsv3_like("glm4_moe_lite", ("glm4_moe_lite",), "Glm4MoeLiteConfig", "Glm4MoeLiteTopkRouter"),
+    _dsv3_like("glm_moe_dsa", ("glm_moe_dsa",), "GlmMoeDsaConfig", "GlmMoeDsaTopkRouter"),
+    _dsv3_like("mimo_v2_flash", ("mimo_v2_flash", "mimo_v2"), "MiMoV2FlashConfig", "MiMoV2FlashTopkRouter",
+               config_keys=(("num_experts", "n_routed_experts"), *_DSV3_KEYS[1:])),
+    _dsv3_like("exaone_moe", ("exaone_moe",), "ExaoneMoeConfig", "ExaoneMoeTopkRouter",
+               config_keys=(("num_experts", "num_experts"), *_DSV3_KEYS[1:])),
+    _dsv3_like("nemotron_h", ("nemotron_h",), "NemotronHConfig", "NemotronHTopkRouter"),
+    OracleRow(
+        key="deepseek_v4",
+        model_types=("deepseek_v4",),
+        config_class="DeepseekV4Config",
+        router_class="DeepseekV4TopKRouter",
+        source=f"{_TF}deepseek_v4/modeling_deepseek_v4.py DeepseekV4TopKRouter (ACT2FN[scoring_func] + "
+        "e_score_correction_bias for selection, always renormalised (+1e-20), x routed_scaling_factor)",
+        config_keys=(
+            ("num_experts", "n_routed_experts"),
+            ("top_k", "num_experts_per_tok"),
+            ("routed_scaling_factor", "routed_scaling_factor"),
+            ("scoring_func", "scoring_func"),
+        ),
+        defaults=(("routed_scaling_factor", 1.0),),
+        bias="e_score_correction_bias",
+        scale_in_router=True,
+        hard_codes=(("renormalize", True), ("has_correction_bias", "checkpoint")),
+    ),
+    OracleRow(
+        key="minimax_m2",
+        model_types=("minimax_m2",),
+        config_class="MiniMaxM2Config",
+        router_class="MiniMaxM2TopKRouter",
+        source=f"{_TF}minimax_m2/modeling_minimax_m2.py MiniMaxM2TopKRouter (sigmoid + bias passed "
+        "from MiniMaxM2SparseMoeBlock.e_score_correction_bias, always renormalised, no scale)",
+        bias="arg",
+        hard_codes=(("scoring_func", "sigmoid"), ("renormalize", True), ("has_correction_bias", "checkpoint"),
+                    ("routed_scaling_factor", None)),
+    ),
+    _softmax_topk("minimax", ("minimax", "minimax_text_01"), "MiniMaxConfig", "MiniMaxTopKRouter",
+                  renorm=True, experts_key="num_local_experts", what="softmax, top-k, renormalised"),
+    _softmax_topk("qwen2_moe", ("qwen2_moe",), "Qwen2MoeConfig", "Qwen2MoeTopKRouter", renorm=None,
+                  what="softmax, top-k, renormalise iff norm_topk_prob"),
+    _softmax_topk("qwen3_moe", ("qwen3_moe",), "Qwen3MoeConfig", "Qwen3MoeTopKRouter", renorm=None,
+                  what="softmax, top-k, renormalise iff norm_topk_prob"),
+    _softmax_topk("qwen3_vl_moe", ("qwen3_vl_moe", "qwen3_vl_moe_text"), "Qwen3VLMoeTextConfig",
+                  "Qwen3VLMoeTextTopKRouter", renorm=True, what="softmax, top-k, always renormalised"),
+    _softmax_topk("qwen3_next", ("qwen3_next",), "Qwen3NextConfig", "Qwen3NextTopKRouter", renorm=None,
+                  what="softmax, top-k, renormalise iff norm_topk_prob"),
+    _softmax_topk("qwen3_5_moe", ("qwen3_5_moe", "qwen3_5_moe_text"), "Qwen3_5MoeTextConfig",
+                  "Qwen3_5MoeTopKRouter", renorm=True, what="softmax, top-k, always renormalised"),
+    _softmax_topk("mixtral", ("mixtral",), "MixtralConfig", "MixtralTopKRouter", renorm=True,
+                  experts_key="num_local_experts", what="softmax, top-k, always renormalised"),
+    _softmax_topk("granitemoe", ("granitemoe",), "GraniteMoeConfig", "GraniteMoeTopKRouter", renorm=True,
+                  experts_key="num_local_experts", what="top-k logits, softmax over them"),
+    _softmax_topk("olmoe", ("olmoe",), "OlmoeConfig", "OlmoeTopKRouter", renorm=None,
+                  what="softmax, top-k, renormalise iff norm_topk_prob"),
+    _softmax_topk("jamba", ("jamba",), "JambaConfig", "JambaTopKRouter", renorm=False,
+                  what="softmax, top-k, never renormalised"),
+    _softmax_topk("hunyuan_v1_moe", ("hunyuan_v1_moe", "hunyuan"), "HunYuanMoEV1Config", "HunYuanMoEV1Gate",
+                  renorm=True, topk_key="moe_topk", weight="wg.weight", init_args=(0,),
+                  what="softmax, top-k, always renormalised"),
+    OracleRow(
+        key="gpt_oss",
+        model_types=("gpt_oss",),
+        config_class="GptOssConfig",
+        router_class="GptOssTopKRouter",
+        source=f"{_TF}gpt_oss/modeling_gpt_oss.py GptOssTopKRouter (Linear with bias, top-k of the "
+        "logits, softmax over them)",
+        linear_bias="bias",
+        hard_codes=(("scoring_func", "softmax"), ("renormalize", True), ("has_correction_bias", False)),
+    ),
+    OracleRow(
+        key="ernie4_5_moe",
+        model_types=("ernie4_5_moe",),
+        config_class="Ernie4_5_MoeConfig",
+        router_class="Ernie4_5_MoeTopKRouter",
+        source=f"{_TF}ernie4_5_moe/modeling_ernie4_5_moe.py Ernie4_5_MoeTopKRouter (softmax; "
+        "moe_statics.e_score_correction_bias added for selection; renormalised, clamp moe_norm_min)",
+        config_keys=(("num_experts", "moe_num_experts"), ("top_k", "moe_k")),
+        bias="moe_statics.e_score_correction_bias",
+        bias_shape="row",
+        hard_codes=(("scoring_func", "softmax"), ("renormalize", True), ("has_correction_bias", "checkpoint")),
+    ),
+    OracleRow(
+        key="llama4",
+        model_types=("llama4", "llama4_text"),
+        config_class="Llama4TextConfig",
+        router_class="Llama4Router",
+        source=f"{_TF}llama4/modeling_llama4.py Llama4Router (top-k logits, sigmoid of the kept "
+        "ones, dense [T, E] scores; applied to the expert input by Llama4TextMoe)",
+        output="dense_scores",
+        hard_codes=(("scoring_func", "sigmoid"), ("renormalize", False), ("has_correction_bias", False)),
+    ),
+    OracleRow(
+        key="lfm2_moe",
+        model_types=("lfm2_moe",),
+        config_class="Lfm2MoeConfig",
+        router_class="Lfm2MoeTopKRouter",
+        source=f"{_TF}lfm2_moe/modeling_lfm2_moe.py Lfm2MoeTopKRouter (sigmoid, expert_bias for "
+        "selection iff use_expert_bias, renormalise iff norm_topk_prob (+1e-6), x routed_scaling_factor)",
+        config_keys=(
+            ("num_experts", "num_experts"),
+            ("top_k", "num_experts_per_tok"),
+            ("renormalize", "norm_topk_prob"),
+            ("routed_scaling_factor", "routed_scaling_factor"),
+            ("has_correction_bias", "use_expert_bias"),
+        ),
+        defaults=(("routed_scaling_factor", 1.0),),
+        bias="arg",
+        scale_in_router=True,
+        hard_codes=(("scoring_func", "sigmoid"),),
+    ),
+    OracleRow(
+        key="afmoe",
+        model_types=("afmoe",),
+        config_class="AfmoeConfig",
+        router_class="AfmoeTokenChoiceRouter",
+        source=f"{_TF}afmoe/modeling_afmoe.py AfmoeTokenChoiceRouter (sigmoid + expert_bias for "
+        "selection, always renormalised, x route_scale)",
+        config_keys=(("num_experts", "num_experts"), ("top_k", "num_experts_per_tok"),
+                     ("routed_scaling_factor", "route_scale")),
+        defaults=(("routed_scaling_factor", 1.0),),
+        weight="gate.weight",
+        bias="arg",
+        input_rank=3,
+        scale_in_router=True,
+        scale_key="route_scale",
+        hard_codes=(("scoring_func", "sigmoid"), ("renormalize", True), ("has_correction_bias", "checkpoint")),
+    ),
+    OracleRow(
+        key="longcat_flash",
+        model_types=("longcat_flash",),
+        config_class="LongcatFlashConfig",
+        router_class="LongcatFlashTopkRouter",
+        source=f"{_TF}longcat_flash/modeling_longcat_flash.py LongcatFlashTopkRouter (softmax over "
+        "routed + zero experts, + e_score_correction_bias for selection, no renormalisation, "
+        "x routed_scaling_factor)",
+        config_keys=(("num_experts", "n_routed_experts"), ("top_k", "moe_topk"),
+                     ("routed_scaling_factor", "routed_scaling_factor"), ("zero_expert_num", "zero_expert_num")),
+        defaults=(("routed_scaling_factor", 1.0), ("zero_expert_num", 0)),
+        weight="classifier.weight",
+        bias="e_score_correction_bias",
+        scale_in_router=True,
+        experts_extra="zero_expert_num",
+        hard_codes=(("scoring_func", "softmax"), ("renormalize", False), ("has_correction_bias", "checkpoint")),
+    ),
+    OracleRow(
+        key="cohere2_moe",
+        model_types=("cohere2_moe",),
+        config_class="Cohere2MoeConfig",
+        router_class="Cohere2MoeTopKRouter",
+        source=f"{_TF}cohere2_moe/modeling_cohere2_moe.py Cohere2MoeTopKRouter (top-k logits; "
+        "expert_selection_fn softmax: softmax over them; sigmoid: sigmoid, renormalise iff norm_topk_prob)",
+        config_keys=(("num_experts", "num_experts"), ("top_k", "num_experts_per_tok"),
+                     ("renormalize", "norm_topk_prob"), ("scoring_func", "expert_selection_fn")),
+        hard_codes=(("has_correction_bias", False),),
+    ),
+    OracleRow(
+        key="gemma4",
+        model_types=("gemma4", "gemma4_text"),
+        config_class="Gemma4TextConfig",
+        router_class="Gemma4TextRouter",
+        source=f"{_TF}gemma4/modeling_gemma4.py Gemma4TextRouter (RMS-normed, scaled input; softmax, "
+        "top-k, renormalised, x per_expert_scale)",
+        config_keys=(("num_experts", "num_experts"), ("top_k", "top_k_experts")),
+        extra_config=(("enable_moe_block", True),),
+        weight="proj.weight",
+        logits="gemma4",
+        hard_codes=(("has_correction_bias", False),),
+    ),
+    OracleRow(
+        key="phimoe",
+        model_types=("phimoe",),
+        config_class="PhimoeConfig",
+        router_class="PhimoeTopKRouter",
+        source=f"{_TF}phimoe/modeling_phimoe.py PhimoeTopKRouter (sparsemixer, top-2)",
+        hard_codes=(("has_correction_bias", False),),
+    ),
+)
+
+# model types transformers does not register, mapped onto the architecture it loads them as
+MAPPED: dict[str, str] = {
+    "kimi_k2": "model_type kimi_k2 is not registered in transformers 5.24; its architecture "
+    "DeepseekV3ForCausalLM loads as deepseek_v3 (DeepseekV3TopkRouter)",
+}
+
+# model types transformers 5.24 does not have, with the reason verify gives
+ABSENT: dict[str, str] = {
+    "minimax_m1": "model_type minimax_m1 is remote code (modeling_minimax_m1.py), absent from transformers "
+    "5.24; its closest transformers class, MiniMaxTopKRouter (MiniMax-Text-01), is not this model's code",
+    "bailing_moe": "model_type bailing_moe is remote code, absent from transformers 5.24",
+    "bailing_moe_v2": "model_type bailing_moe_v2 is remote code, absent from transformers 5.24",
+    "step3_text": "Step-3 text is remote code, absent from transformers 5.24",
+    "step3p5": "Step-3.5 (step3p5) is remote code, absent from transformers 5.24 (which has step3p7 only)",
+    "openpangu": "openPangu is remote code, absent from transformers 5.24",
+    "dbrx": "transformers 5.24's DbrxRouter returns logits only (top-k and the p-norm live in DbrxExperts); "
+    "verify does not adapt it",
+}
+
+
+def oracle_for(spec: MoESpec) -> OracleRow | None:
+    """The transformers row for this model's architecture, or None."""
+    mt = (spec.model_type or "").lower()
+    for row in ORACLES:
+        if mt in row.model_types:
+            return row
+    arch = spec.architecture or ""
+    if arch.startswith("DeepseekV3") or arch.startswith("MistralLarge3"):
+        return next(r for r in ORACLES if r.key == "deepseek_v3")
+    return None
+
+
+# --------------------------------------------------------------------------------- results
+@dataclass
+class TokenDifference:
+    """The first token whose expert set or weights differ (each side sorted by weight, desc.)."""
+
+    token: int
+    reason: str
+    reference_ids: list[int] | None
+    reference_weights: list[float] | None
+    oracle_ids: list[int]
+    oracle_weights: list[float]
+
+
+@dataclass
+class VerifyResult:
+    model: str
+    verdict: str  # "match" | "mismatch" | "cannot_verify"
+    method: str | None  # RoutingMethodType name compared (the reference router's method)
+    method_source: str  # "resolved" (vLLM's rules) | "forced" (--method)
+    oracle: str  # "transformers" | "flashinfer"
+    transformers_class: str | None  # e.g. transformers.models.deepseek_v3.modeling_deepseek_v3.DeepseekV3TopkRouter
+    kernel: str | None  # e.g. flashinfer.fused_moe.fused_topk_deepseek
+    oracle_version: str | None
+    tokens: int
+    seed: int
+    hidden_size: int
+    num_experts: int | None
+    top_k: int | None
+    id_mismatches: int = 0  # tokens whose expert SETS differ
+    weight_mismatches: int = 0  # tokens with equal sets whose weights differ beyond tolerance
+    max_weight_error: float | None = None  # max |w_ref - w_oracle| over tokens with equal sets
+    tolerance: dict = field(default_factory=lambda: dict(TOLERANCE))
+    first_difference: TokenDifference | None = None
+    explanation: str = ""
+    reflects: str | None = None  # "architecture" | "config" | None, with the reason in reflects_note
+    reflects_note: str | None = None
+    config: dict = field(default_factory=dict)  # routing kwargs given to the transformers config
+    flashinfer_version: str | None = None
+    vllm_version: str | None = None
+    source: str | None = None  # upstream file of the oracle row
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return {"match": EXIT_OK, "mismatch": EXIT_FINDINGS}.get(self.verdict, EXIT_BAD_INPUT)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["exit_code"] = self.exit_code
+        return d
+
+
+# --------------------------------------------------------------------------------- helpers
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        raise EnvironmentError_(ORACLE_EXTRA) from None
+    return torch
+
+
+def _import_transformers():
+    _import_torch()
+    try:
+        import transformers
+    except ImportError:
+        raise EnvironmentError_(ORACLE_EXTRA) from None
+    return transformers
+
+
+def _getattr_path(obj, path: str):
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _spec_value(spec: MoESpec, name: str):
+    return getattr(spec, name, None)
+
+
+def _config_kwargs(row: OracleRow, spec: MoESpec, hidden: int) -> dict:
+    defaults = dict(row.defaults)
+    kw: dict[str, Any] = {"hidden_size": hidden}
+    for field_name, key in row.config_keys:
+        v = _spec_value(spec, field_name)
+        if v is None:
+            v = defaults.get(field_name)
+        if v is None:
+            continue
+        if field_name == "n_group" or field_name == "topk_group":
+            v = max(int(v), 1)
+        kw[key] = v
+    kw.update(dict(row.extra_config))
+    return kw
+
+
+def _reflects(row: OracleRow, spec: MoESpec) -> tuple[str, str | None]:
+    """Which side the comparison reflects, and why, from the row's hard-coded facts."""
+    diffs = []
+    for name, value in row.hard_codes:
+        if value == "checkpoint":
+            continue
+        have = _spec_value(spec, name)
+        if name == "routed_scaling_factor":
+            if have not in (None, 1.0):
+                diffs.append(f"transformers applies no routed_scaling_factor; the config says {have}")
+            continue
+        if have is None:
+            continue
+        if have != value:
+            what = {"scoring_func": "scoring", "renormalize": "renormalisation",
+                    "has_correction_bias": "correction bias"}.get(name, name)
+            diffs.append(f"transformers hard-codes {what} = {value!r}; the config says {have!r}")
+    if not diffs:
+        return "config", None
+    return "architecture", "; ".join(diffs) + " -- the comparison reflects the architecture, not the config key"
+
+
+def _sorted_pair(ids, weights) -> tuple[list[int], list[float]]:
+    pairs = sorted(zip(ids, weights), key=lambda p: (-p[1], p[0]))
+    return [int(i) for i, _ in pairs], [float(w) for _, w in pairs]
+
+
+@dataclass
+class _Comparison:
+    id_mismatches: int
+    weight_mismatches: int
+    max_weight_error: float | None
+    first: TokenDifference | None
+
+
+def _compare(ref_ids, ref_w, or_ids, or_w, *, atol: float, rtol: float) -> _Comparison:
+    """Per token: expert sets exactly (order-insensitive), weights matched by expert id."""
+    torch = _import_torch()
+    ref_ids = ref_ids.long().cpu()
+    or_ids = or_ids.long().cpu()
+    ref_w = ref_w.double().cpu()
+    or_w = or_w.double().cpu()
+    rs, rperm = torch.sort(ref_ids, dim=-1)
+    os_, operm = torch.sort(or_ids, dim=-1)
+    rw = torch.gather(ref_w, 1, rperm)
+    ow = torch.gather(or_w, 1, operm)
+    same_set = (rs == os_).all(dim=-1)
+    err = (rw - ow).abs()
+    bad_w = (err > atol + rtol * ow.abs()).any(dim=-1) & same_set
+    max_err = float(err[same_set].max()) if bool(same_set.any()) else None
+    first = None
+    bad = (~same_set) | bad_w
+    if bool(bad.any()):
+        t = int(torch.nonzero(bad)[0, 0])
+        if not bool(same_set[t]):
+            only_ref = sorted(set(ref_ids[t].tolist()) - set(or_ids[t].tolist()))
+            only_or = sorted(set(or_ids[t].tolist()) - set(ref_ids[t].tolist()))
+            reason = f"expert ids differ: reference only {only_ref}, oracle only {only_or}"
+        else:
+            e = float(err[t].max())
+            reason = f"weights differ by {e:.3g} (> atol {atol:g} + rtol {rtol:g} x |w|)"
+        r_ids, r_w = _sorted_pair(ref_ids[t].tolist(), ref_w[t].tolist())
+        o_ids, o_w = _sorted_pair(or_ids[t].tolist(), or_w[t].tolist())
+        first = TokenDifference(token=t, reason=reason, reference_ids=r_ids, reference_weights=r_w,
+                                oracle_ids=o_ids, oracle_weights=o_w)
+    return _Comparison(int((~same_set).sum()), int(bad_w.sum()), max_err, first)
+
+
+def _check_forced(method_name: str) -> None:
+    from .errors import BadInputError
+    from .reference import METHODS
+
+    if method_name not in METHODS and method_name not in ("Unspecified", "Custom"):
+        raise BadInputError(
+            f"--method {method_name!r} is not a RoutingMethodType (known: {', '.join([*METHODS, 'Unspecified', 'Custom'])})"
+        )
+
+
+def _method_name(method: str) -> str:
+    from .reference import canonical_method
+
+    try:
+        return canonical_method(method)
+    except Exception:
+        return {"unspecified": "Unspecified", "custom": "Custom"}.get(str(method).strip().lower(), method)
+
+
+# --------------------------------------------------------------------------------- main path
+def verify_description(
+    description: ModelDescription,
+    *,
+    tokens: int = DEFAULT_TOKENS,
+    seed: int = 0,
+    method: str | None = None,
+    hidden_size: int = DEFAULT_HIDDEN,
+    flashinfer_version: str | None = None,
+) -> VerifyResult:
+    """Compare the model's own transformers router with our reference router for ``method``
+    (default: the method vLLM resolves, ``description.routing.method``) on ``tokens`` seeded
+    random hidden states. Raises EnvironmentError_ when torch/transformers are missing."""
+    from .errors import BadInputError
+
+    if tokens < 1:
+        raise BadInputError(f"--tokens must be >= 1, got {tokens}")
+    if hidden_size < 1:
+        raise BadInputError(f"hidden size must be >= 1, got {hidden_size}")
+    spec = description.moe
+    routing = description.routing
+    fi_version = flashinfer_version or routing.flashinfer_version
+    forced = method is not None
+    method_name = _method_name(method if forced else routing.method)
+    if forced:
+        _check_forced(method_name)
+    notes: list[str] = []
+    base = dict(
+        model=description.model.id,
+        method=method_name,
+        method_source="forced" if forced else "resolved",
+        oracle="transformers",
+        kernel=None,
+        tokens=tokens,
+        seed=seed,
+        hidden_size=hidden_size,
+        num_experts=spec.num_experts,
+        top_k=spec.top_k,
+        flashinfer_version=fi_version,
+        vllm_version=routing.vllm_version,
+    )
+
+    transformers = _import_transformers()
+    torch = _import_torch()
+    base["oracle_version"] = transformers.__version__
+
+    e, k = spec.num_experts, spec.top_k
+    if not (isinstance(e, int) and isinstance(k, int) and 1 <= k <= e <= MAX_EXPERTS):
+        return VerifyResult(
+            verdict="cannot_verify", transformers_class=None,
+            explanation=f"num_experts={e!r}, top_k={k!r}: verify needs 1 <= top_k <= num_experts <= {MAX_EXPERTS}",
+            **base,
+        )
+    row = oracle_for(spec)
+    if row is None:
+        reason = ABSENT.get((spec.model_type or "").lower()) or (
+            f"model_type {spec.model_type!r} (architecture {spec.architecture!r}) has no router class "
+            "in transformers that verify knows how to build"
+        )
+        return VerifyResult(verdict="cannot_verify", transformers_class=None, explanation=reason, **base)
+    base["source"] = row.source
+    notes.extend(row.notes)
+    if (spec.model_type or "").lower() in MAPPED:
+        notes.append(MAPPED[(spec.model_type or "").lower()])
+    if spec.num_hash_layers:
+        notes.append(f"the first {spec.num_hash_layers} layers route by a hash table (tid2eid): out of scope, "
+                     "only learned-router layers are compared")
+    if spec.zero_expert_num:
+        notes.append(f"{spec.zero_expert_num} zero (identity) experts take part in selection")
+
+    try:
+        modeling = importlib.import_module(f"transformers.models.{row.key}.modeling_{row.key}")
+        configuration = importlib.import_module(f"transformers.models.{row.key}.configuration_{row.key}")
+        router_cls = getattr(modeling, row.router_class)
+        config_cls = getattr(configuration, row.config_class)
+    except (ImportError, AttributeError) as e:
+        return VerifyResult(
+            verdict="cannot_verify", transformers_class=None,
+            explanation=f"transformers {transformers.__version__} has no {row.key}.{row.router_class} ({e})",
+            **base,
+        )
+    cls_path = f"{router_cls.__module__}.{router_cls.__qualname__}"
+    kw = _config_kwargs(row, spec, hidden_size)
+    reflects, reflects_note = _reflects(row, spec)
+    base.update(transformers_class=cls_path, config=kw, reflects=reflects, reflects_note=reflects_note)
+
+    # ---- build the transformers router with seeded random weights
+    gen = torch.Generator().manual_seed(seed)
+    width = spec.num_experts + (int(spec.zero_expert_num or 0) if row.experts_extra else 0)
+    try:
+        config = config_cls(**kw)
+        with torch.no_grad():
+            router = router_cls(config, *row.init_args).float().eval()
+    except Exception as e:
+        return VerifyResult(
+            verdict="cannot_verify",
+            explanation=f"could not build {row.router_class} from {row.config_class}({kw}): {type(e).__name__}: {e}",
+            **base,
+        )
+    w = torch.randn(width, hidden_size, generator=gen) / math.sqrt(hidden_size)
+    x = torch.randn(tokens, hidden_size, generator=gen)
+    bias = torch.randn(width, generator=gen) * 0.1  # comparable to the spread of sigmoid scores
+    lin_bias = torch.randn(width, generator=gen) * 0.5
+    has_bias = bool(spec.has_correction_bias)
+    with torch.no_grad():
+        _getattr_path(router, row.weight).copy_(w)
+        if row.linear_bias:
+            _getattr_path(router, row.linear_bias).copy_(lin_bias)
+        tf_bias = bias if has_bias else torch.zeros(width)
+        if row.bias and row.bias != "arg":
+            target = _getattr_path(router, row.bias)
+            target.copy_(tf_bias.view(1, -1) if row.bias_shape == "row" else tf_bias)
+        args: list[Any] = [x.view(1, tokens, hidden_size) if row.input_rank == 3 else x]
+        if row.bias == "arg":
+            args.append(tf_bias)
+        try:
+            out = router(*args)
+        except Exception as e:
+            return VerifyResult(
+                verdict="cannot_verify",
+                explanation=f"{row.router_class} failed on random inputs: {type(e).__name__}: {e}",
+                **base,
+            )
+    if row.output == "dense_scores":
+        scores = out[0].float().reshape(tokens, -1)
+        tf_w, tf_ids = torch.topk(scores, spec.top_k, dim=-1)
+    else:
+        tf_w = out[1].float().reshape(tokens, -1)
+        tf_ids = out[2].reshape(tokens, -1)
+
+    # ---- the reference router for the method
+    from .reference import METHODS, scale_applies
+    from .reference import UnimplementedRoutingMethod
+
+    with torch.no_grad():
+        if row.logits == "gemma4":  # the router normalises and rescales its input first
+            logits = router.proj(router.norm(x) * router.scale * router.scalar_root_size).float()
+        else:
+            logits = torch.nn.functional.linear(x, w, lin_bias if row.linear_bias else None).float()
+    info = METHODS.get(method_name)
+    if info is None or method_name not in METHODS:
+        what = _unimplemented_pattern(spec, method_name)
+        first = TokenDifference(token=0, reason="no reference router", reference_ids=None, reference_weights=None,
+                                oracle_ids=_sorted_pair(tf_ids[0].tolist(), tf_w[0].tolist())[0],
+                                oracle_weights=_sorted_pair(tf_ids[0].tolist(), tf_w[0].tolist())[1])
+        return VerifyResult(verdict="mismatch", first_difference=first, explanation=what, notes=notes, **base)
+
+    # transformers folds the scale into the router weights; where the FlashInfer method does not
+    # apply it, vLLM scales outside the routing kernel: compare unscaled weights then.
+    scale = spec.routed_scaling_factor
+    if row.scale_in_router and scale not in (None, 1.0) and not scale_applies(method_name, fi_version):
+        tf_w = tf_w / float(scale)
+        notes.append(
+            f"transformers multiplies the routing weights by {row.scale_key}={scale:g}; FlashInfer's "
+            f"{method_name} does not (vLLM scales outside the routing kernel): transformers' weights "
+            f"were divided by {scale:g} before comparing"
+        )
+    from .reference.routers import route
+
+    try:
+        ref = route(
+            method_name,
+            logits,
+            top_k=spec.top_k,
+            bias=bias.float() if (has_bias and info.uses_bias) else None,
+            n_group=spec.n_group,
+            topk_group=spec.topk_group,
+            routed_scaling_factor=scale,
+            norm_topk_prob=bool(spec.renormalize),
+            flashinfer_version=fi_version,
+            output_dtype=None,
+        )
+    except UnimplementedRoutingMethod as e:
+        first = TokenDifference(token=0, reason="no reference router", reference_ids=None, reference_weights=None,
+                                oracle_ids=_sorted_pair(tf_ids[0].tolist(), tf_w[0].tolist())[0],
+                                oracle_weights=_sorted_pair(tf_ids[0].tolist(), tf_w[0].tolist())[1])
+        return VerifyResult(verdict="mismatch", first_difference=first, explanation=str(e), notes=notes, **base)
+    except Exception as e:  # RouterInputError: shapes/groups the method cannot take
+        return VerifyResult(
+            verdict="cannot_verify",
+            explanation=f"the {method_name} reference router rejects this model's shape: {e}",
+            notes=notes, **base,
+        )
+    if info.uses_bias and not has_bias:
+        notes.append(f"{method_name} selects with a correction bias; the model has none (zeros passed, "
+                     "as vLLM does)")
+
+    cmp = _compare(ref.topk_ids, ref.topk_weights, tf_ids, tf_w, atol=TOLERANCE["atol"], rtol=TOLERANCE["rtol"])
+    verdict = "match" if cmp.first is None else "mismatch"
+    explanation = _explain(verdict, cmp, spec, method_name, row, tokens)
+    return VerifyResult(
+        verdict=verdict,
+        id_mismatches=cmp.id_mismatches,
+        weight_mismatches=cmp.weight_mismatches,
+        max_weight_error=cmp.max_weight_error,
+        first_difference=cmp.first,
+        explanation=explanation,
+        notes=notes,
+        **base,
+    )
+
+
+def _unimplemented_pattern(spec: MoESpec, method: str) -> str:
+    """A one-line finding for a method no reference router implements."""
+    if method == "Custom":
+        what = f" ({spec.custom_routing})" if spec.custom_routing else ""
+        return (f"no FlashInfer routing method computes this model's routing: vLLM labels it Custom and "
+                f"routes with a model-specific Python function{what}")
+    if spec.zero_expert_num:
+        pattern = "softmax + correction bias with zero/identity experts"
+    elif spec.scoring_func == "softmax" and spec.has_correction_bias:
+        pattern = "softmax + correction bias"
+    elif spec.custom_routing:
+        pattern = f"custom routing ({spec.custom_routing})"
+    elif spec.has_correction_bias and not spec.renormalize:
+        pattern = f"{spec.scoring_func} + correction bias without renormalisation"
+    else:
+        pattern = f"{spec.scoring_func} scoring (bias={spec.has_correction_bias}, renormalize={spec.renormalize})"
+    return (f"no FlashInfer method implements {pattern}: vLLM resolves {method}, which no routing kernel "
+            "computes (FlashInfer raises 'Unimplemented routing method')")
+
+
+def _explain(verdict: str, cmp: _Comparison, spec: MoESpec, method: str, row: OracleRow, tokens: int) -> str:
+    if verdict == "match":
+        return (f"{method} selects the same experts as {row.router_class} for all {tokens} tokens; "
+                f"weights agree within atol {TOLERANCE['atol']:g} / rtol {TOLERANCE['rtol']:g} "
+                f"(max error {cmp.max_weight_error:.2g})")
+    parts = []
+    if cmp.id_mismatches:
+        parts.append(f"{cmp.id_mismatches}/{tokens} tokens select different experts")
+    if cmp.weight_mismatches:
+        parts.append(f"{cmp.weight_mismatches}/{tokens} tokens weigh the same experts differently")
+    why = ""
+    if row.key == "deepseek_v2" and (spec.topk_method == "group_limited_greedy") and (spec.n_group or 1) > 1:
+        why = (f"; DeepSeek-V2 group-limited softmax (group score = max, top {spec.topk_group} of "
+               f"{spec.n_group} groups) is implemented by no FlashInfer method: {method} ignores the groups")
+    return f"{method} differs from {row.router_class}: " + ", ".join(parts) + why
+
+
+def verify_model(
+    model: str,
+    *,
+    tokens: int = DEFAULT_TOKENS,
+    seed: int = 0,
+    method: str | None = None,
+    revision: str | None = None,
+    offline: bool | None = None,
+    vllm_version: str | None = None,
+    flashinfer_version: str | None = None,
+    kernel: bool = False,
+    progress=None,
+) -> VerifyResult:
+    """Describe ``model`` (detect pipeline) and verify it (transformers, or the kernel)."""
+    from .detect import describe
+
+    desc = describe(model, revision=revision, offline=offline, vllm_version=vllm_version,
+                    flashinfer_version=flashinfer_version, progress=progress)
+    if progress:
+        progress("comparing routers…")
+    if kernel:
+        return verify_kernel(desc, tokens=tokens, seed=seed, method=method)
+    return verify_description(desc, tokens=tokens, seed=seed, method=method)
+
+
+# --------------------------------------------------------------------------------- kernel path
+# FlashInfer 0.7.2.post1 flashinfer/fused_moe/fused_routing_dsv3.py: fused_topk_deepseek is
+# decorated @supported_compute_capability([89, 90, 100, 103, 120, 121]) (main adds 107).
+KERNEL_ARCHS = (89, 90, 100, 103, 107, 120, 121)
+KERNEL_NAME = "flashinfer.fused_moe.fused_topk_deepseek"
+
+
+def _kernel_limits(e: int, k: int, g: int, tg: int) -> str | None:
+    """fused_topk_deepseek's own checks (_check_dsv3_fused_routing_supported, FlashInfer 0.7.2)."""
+    if tg > g or tg * g < k:
+        return f"topk_group ({tg}) must be <= n_group ({g}) and topk_group*n_group >= top_k ({k})"
+    if k > 8:
+        return f"top_k ({k}) must be <= 8"
+    if g > 1:
+        if e % g:
+            return f"num_experts ({e}) must be divisible by n_group ({g})"
+        if e // g > 32:
+            return f"num_experts / n_group ({e // g}) must be <= 32"
+        if (e // g) * tg > 128:
+            return f"num_experts / n_group * topk_group ({(e // g) * tg}) must be <= 128"
+    elif e > 384:
+        return f"num_experts ({e}) must be <= 384 when n_group = 1"
+    return None
+
+
+def run_fused_topk_deepseek(logits, bias, *, n_group: int, topk_group: int, top_k: int,
+                            routed_scaling_factor: float):
+    """Call FlashInfer's DeepSeek-V3 routing kernel; returns (ids int32 [T,k], weights [T,k])."""
+    torch = _import_torch()
+    from flashinfer.fused_moe import fused_topk_deepseek
+
+    t = logits.shape[0]
+    values = torch.empty(t, top_k, dtype=logits.dtype, device=logits.device)
+    ids = torch.empty(t, top_k, dtype=torch.int32, device=logits.device)
+    fused_topk_deepseek(logits, bias.to(logits.dtype), n_group, topk_group, top_k,
+                        float(routed_scaling_factor), values, ids, launch_with_pdl=False)
+    torch.cuda.synchronize()
+    return ids, values
+
+
+def _require_kernel_env():
+    torch = _import_torch()
+    if not torch.cuda.is_available():
+        raise EnvironmentError_(f"no CUDA GPU visible: {GPU_EXTRA}")
+    try:
+        import flashinfer.fused_moe  # noqa: F401
+    except Exception as e:
+        raise EnvironmentError_(f"cannot import flashinfer.fused_moe ({type(e).__name__}): {GPU_EXTRA}") from None
+    major, minor = torch.cuda.get_device_capability()
+    sm = major * 10 + minor
+    if sm not in KERNEL_ARCHS:
+        raise UnsupportedError(f"fused_topk_deepseek runs on SM {', '.join(map(str, KERNEL_ARCHS))}; this GPU is SM{sm}")
+    return torch, sm
+
+
+def verify_kernel(
+    description: ModelDescription,
+    tokens: int = DEFAULT_TOKENS,
+    seed: int = 0,
+    *,
+    method: str | None = None,
+    logits_dtype: str = "float32",
+) -> VerifyResult:
+    """Compare FlashInfer's fused_topk_deepseek with the DeepSeekV3 reference on CUDA.
+
+    Only DeepSeekV3 (grouped or not) has a standalone FlashInfer routing kernel that runs on
+    SM89/90/100/103/120/121; other methods are routed inside the trtllm MoE kernels (SM10x/12x)
+    and raise UnsupportedError here.
+    """
+    from .errors import BadInputError
+    from .reference import DEFAULT_FLASHINFER_VERSION
+    from .reference.routers import route
+
+    spec = description.moe
+    method_name = _method_name(method or description.routing.method)
+    if method:
+        _check_forced(method_name)
+    if method_name != "DeepSeekV3":
+        raise UnsupportedError(
+            f"verify --kernel covers DeepSeekV3 routing (fused_topk_deepseek) only; "
+            f"{description.model.id} resolves to {method_name}"
+        )
+    if tokens < 1:
+        raise BadInputError(f"--tokens must be >= 1, got {tokens}")
+    e, k = spec.num_experts, spec.top_k
+    g, tg = max(spec.n_group or 1, 1), max(spec.topk_group or 1, 1)
+    limit = _kernel_limits(e, k, g, tg)
+    if limit:
+        raise UnsupportedError(f"fused_topk_deepseek cannot route {description.model.id}: {limit}")
+    torch, sm = _require_kernel_env()
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[logits_dtype]
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(tokens, e, generator=gen).to(dtype)
+    bias = (torch.randn(e, generator=gen) * 0.1).to(dtype)
+    if not spec.has_correction_bias:
+        bias = torch.zeros(e, dtype=dtype)
+    scale = spec.routed_scaling_factor if spec.routed_scaling_factor is not None else 1.0
+    ids, vals = run_fused_topk_deepseek(logits.cuda(), bias.cuda(), n_group=g, topk_group=tg, top_k=k,
+                                        routed_scaling_factor=scale)
+    ref = route("DeepSeekV3", logits.float(), top_k=k, bias=bias.float(), n_group=g, topk_group=tg,
+                routed_scaling_factor=scale, output_dtype=None,
+                flashinfer_version=description.routing.flashinfer_version or DEFAULT_FLASHINFER_VERSION)
+    tol = dict(KERNEL_TOLERANCE)
+    if dtype == torch.bfloat16:
+        tol = {"atol": 1e-2, "rtol": 1.6e-2, "dtype": "bfloat16"}
+    cmp = _compare(ref.topk_ids, ref.topk_weights, ids.cpu(), vals.float().cpu(), atol=tol["atol"], rtol=tol["rtol"])
+    verdict = "match" if cmp.first is None else "mismatch"
+    import flashinfer
+
+    if verdict == "match":
+        expl = (f"fused_topk_deepseek selects the same experts as the DeepSeekV3 reference for all {tokens} "
+                f"tokens on SM{sm}; weights within atol {tol['atol']:g} / rtol {tol['rtol']:g}")
+    else:
+        expl = (f"fused_topk_deepseek differs from the DeepSeekV3 reference on SM{sm}: {cmp.id_mismatches}/{tokens} "
+                f"tokens select different experts, {cmp.weight_mismatches} weigh them differently")
+    return VerifyResult(
+        model=description.model.id, verdict=verdict, method=method_name,
+        method_source="forced" if method else "resolved", oracle="flashinfer", transformers_class=None,
+        kernel=KERNEL_NAME, oracle_version=getattr(flashinfer, "__version__", None), tokens=tokens, seed=seed,
+        hidden_size=0, num_experts=e, top_k=k, id_mismatches=cmp.id_mismatches,
+        weight_mismatches=cmp.weight_mismatches, max_weight_error=cmp.max_weight_error, tolerance=tol,
+        first_difference=cmp.first, explanation=expl,
+        config={"n_group": g, "topk_group": tg, "routed_scaling_factor": scale, "logits_dtype": logits_dtype},
+        flashinfer_version=description.routing.flashinfer_version, vllm_version=description.routing.vllm_version,
+        source="flashinfer-ai/flashinfer flashinfer/fused_moe/fused_routing_dsv3.py fused_topk_deepseek",
+        notes=[f"logits fed directly (no hidden states): [T={tokens}, E={e}] {logits_dtype}, GPU SM{sm}"],
+    )

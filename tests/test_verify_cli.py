@@ -1,0 +1,110 @@
+"""`moe-inspect verify` through the CLI: exit codes 0/1/2, JSON shape, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.oracle
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from moe_inspect.cli.app import app  # noqa: E402
+
+runner = CliRunner()
+
+JSON_KEYS = {
+    "model", "verdict", "method", "method_source", "oracle", "transformers_class", "kernel",
+    "oracle_version", "tokens", "seed", "hidden_size", "num_experts", "top_k", "id_mismatches",
+    "weight_mismatches", "max_weight_error", "tolerance", "first_difference", "explanation",
+    "reflects", "reflects_note", "config", "flashinfer_version", "vllm_version", "source", "notes",
+    "exit_code",
+}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+
+
+def _run(*args):
+    return runner.invoke(app, ["verify", *args, "--offline"])
+
+
+def test_match_exits_0_with_verdict_line():
+    r = _run("deepseek-ai/DeepSeek-V3", "--tokens", "32")
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("MATCH deepseek-ai/DeepSeek-V3")
+    assert "DeepseekV3TopkRouter" in r.output and "atol 1e-05" in r.output
+
+
+def test_match_json_shape():
+    r = _run("openai/gpt-oss-20b", "--json", "--tokens", "16", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert set(d) == JSON_KEYS
+    assert (d["verdict"], d["method"], d["tokens"], d["seed"], d["exit_code"]) == ("match", "RenormalizeNaive", 16, 3, 0)
+    assert d["tolerance"] == {"atol": 1e-05, "rtol": 0.0001, "dtype": "float32"}
+    assert d["first_difference"] is None
+
+
+def test_forced_wrong_method_exits_1_and_shows_first_token():
+    r = _run("MiniMaxAI/MiniMax-M2", "--method", "Default")
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("MISMATCH")
+    assert "first differing token 0" in r.output and "transformers ids" in r.output
+
+
+def test_mismatch_json_first_difference():
+    r = _run("MiniMaxAI/MiniMax-M2", "--method", "Default", "--json")
+    assert r.exit_code == 1
+    d = json.loads(r.stdout)
+    fd = d["first_difference"]
+    assert d["verdict"] == "mismatch" and d["method_source"] == "forced"
+    assert set(fd) == {"token", "reason", "reference_ids", "reference_weights", "oracle_ids", "oracle_weights"}
+    assert len(fd["reference_ids"]) == len(fd["oracle_ids"]) == 8
+
+
+def test_absent_architecture_exits_2():
+    r = _run("MiniMaxAI/MiniMax-M1-40k", "--json")
+    assert r.exit_code == 2
+    d = json.loads(r.stdout)
+    assert d["verdict"] == "cannot_verify" and "minimax_m1" in d["explanation"]
+
+
+def test_missing_transformers_is_one_line_exit_2(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    r = _run("zai-org/GLM-4.7")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "error: verify needs the oracle extra: pip install 'moe-inspect[oracle]'"
+
+
+def test_kernel_without_cuda_is_one_line_exit_2():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the kernel path runs (tests/test_verify_gpu.py)")
+    r = _run("deepseek-ai/DeepSeek-V3", "--kernel")
+    assert r.exit_code == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "CUDA" in r.stderr
+
+
+def test_kernel_for_a_method_without_standalone_kernel_exits_2():
+    r = _run("Qwen/Qwen3-30B-A3B", "--kernel")
+    assert r.exit_code == 2
+    assert "DeepSeekV3" in r.stderr and "RenormalizeNaive" in r.stderr
+
+
+def test_unknown_method_exits_2():
+    r = _run("zai-org/GLM-4.7", "--method", "Bogus")
+    assert r.exit_code == 2 and "Bogus" in r.stderr
+
+
+def test_unknown_model_exits_2():
+    r = _run("nobody/no-such-moe")
+    assert r.exit_code == 2
+    assert r.stderr.startswith("error:")
