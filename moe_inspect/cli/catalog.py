@@ -90,11 +90,12 @@ def _catalog_check(gpu: list[str], json_out: bool) -> None:
     t = Table(title="built-in catalog through `check` (✓ fused routing · ◐ FlashInfer modular only · ✗ no FlashInfer)",
               header_style="bold", pad_edge=False)
     t.add_column("model", no_wrap=True)
-    t.add_column("method")
-    t.add_column("quant")
+    t.add_column("method", no_wrap=True)
+    t.add_column("quant", no_wrap=True)
     for tg in targets:
-        t.add_column(tg.label)
-    t.add_column("why no fused routing (first target)", style="dim")
+        t.add_column(tg.label, no_wrap=True)
+    t.add_column("why", no_wrap=True)
+    notes: dict[str, int] = {}  # reason -> footnote number (long reasons print below the table)
     for r in rows:
         cells = []
         for c in r["targets"]:
@@ -104,5 +105,11 @@ def _catalog_check(gpu: list[str], json_out: bool) -> None:
                 cells.append(Text("◐", style="yellow"))
             else:
                 cells.append(Text("✗", style="red"))
-        t.add_row(r["id"], r["method"], r["scheme"], *cells, r["targets"][0]["fused_routing_blocker"] or "")
-    console().print(t)
+        blocker = next((f"{tg.label}: {c['fused_routing_blocker']}" for tg, c in zip(targets, r["targets"])
+                        if c["fused_routing_blocker"]), None)
+        ref = f"[{notes.setdefault(blocker, len(notes) + 1)}]" if blocker else ""
+        t.add_row(r["id"], r["method"], r["scheme"], *cells, ref)
+    con = console()
+    con.print(t)
+    for reason, n in notes.items():
+        con.print(Text.assemble((f"[{n}] ", "bold"), reason))
