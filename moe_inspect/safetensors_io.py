@@ -112,8 +112,11 @@ def parse_header_bytes(
         raise CheckpointError(f"{where}: safetensors header is not valid UTF-8 (byte {e.start})") from None
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        msg = e.msg if isinstance(e, json.JSONDecodeError) else "nesting too deep"
+    except (ValueError, RecursionError) as e:
+        # ValueError beyond JSONDecodeError: an integer literal longer than Python's 4300-digit limit
+        msg = (e.msg if isinstance(e, json.JSONDecodeError)
+               else "nesting too deep" if isinstance(e, RecursionError)
+               else "a number literal is too long")
         raise CheckpointError(f"{where}: safetensors header is not valid JSON ({msg})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{where}: safetensors header is a JSON {type(obj).__name__}, not an object")

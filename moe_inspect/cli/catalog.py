@@ -87,8 +87,10 @@ def _catalog_check(gpu: list[str], json_out: bool) -> None:
     if json_out:
         print_json({"schema_version": 1, "targets": [t.to_dict() for t in targets], "models": rows})
         return
+    from rich import box
+
     t = Table(title="built-in catalog through `check` (✓ fused routing · ◐ FlashInfer modular only · ✗ no FlashInfer)",
-              header_style="bold", pad_edge=False)
+              header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
     t.add_column("model", no_wrap=True)
     t.add_column("method", no_wrap=True)
     t.add_column("quant", no_wrap=True)

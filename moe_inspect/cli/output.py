@@ -34,6 +34,14 @@ def debug_enabled() -> bool:
 def console(stderr: bool = False):
     from rich.console import Console
 
+    # Text from a hostile checkpoint may hold characters the terminal encoding cannot write (a
+    # lone surrogate from a JSON "\ud800" escape, a surrogate-escaped file name): print them
+    # escaped instead of dying with UnicodeEncodeError halfway through the table.
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        stream.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError, OSError):
+        pass
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
