@@ -91,12 +91,12 @@ def _catalog_check(gpu: list[str], json_out: bool) -> None:
 
     t = Table(title="built-in catalog through `check` (✓ fused routing · ◐ FlashInfer modular only · ✗ no FlashInfer)",
               header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
-    t.add_column("model", no_wrap=True)
-    t.add_column("method", no_wrap=True)
-    t.add_column("quant", no_wrap=True)
+    t.add_column("model", overflow="fold")  # the one column that folds on a narrow terminal
+    t.add_column("method", no_wrap=True, min_width=16)
+    t.add_column("quant", no_wrap=True, min_width=11)
     for tg in targets:
-        t.add_column(tg.label, no_wrap=True)
-    t.add_column("why", no_wrap=True)
+        t.add_column(tg.label, no_wrap=True, min_width=len(tg.label))
+    t.add_column("why", no_wrap=True, min_width=4)
     notes: dict[str, int] = {}  # reason -> footnote number (long reasons print below the table)
     for r in rows:
         cells = []
