@@ -55,14 +55,26 @@ def test_fused_topk_deepseek_matches_reference(fi, tokens, dtype):
     assert ids.dtype == torch.int32 and bool((ids >= 0).all()) and bool((ids < E).all())
 
 
-@pytest.mark.parametrize("model_id", ["deepseek-ai/DeepSeek-V3", "moonshotai/Kimi-K2-Instruct", "zai-org/GLM-4.7"])
-def test_verify_kernel_on_catalog_models(fi, model_id):
-    """Grouped (V3: 8/4) and ungrouped (Kimi-K2: E=384, GLM-4.7: E=160, n_group=1) DeepSeekV3 routing."""
+def test_verify_kernel_on_grouped_deepseek_v3(fi):
+    """Grouped DeepSeekV3 (V3: E=256, 8 groups, top 4 groups, k=8) through the kernel."""
     from moe_inspect import catalog
     from moe_inspect.detect import describe_files
     from moe_inspect.verify import verify_kernel
 
-    r = verify_kernel(describe_files(catalog.lookup(model_id)), tokens=256, seed=0)
-    print(f"\n{model_id}: {r.verdict}, id mismatches {r.id_mismatches}, max weight error {r.max_weight_error}")
+    r = verify_kernel(describe_files(catalog.lookup("deepseek-ai/DeepSeek-V3")), tokens=256, seed=0)
+    print(f"\nDeepSeek-V3: {r.verdict}, id mismatches {r.id_mismatches}, max weight error {r.max_weight_error}")
     assert r.verdict == "match", r.explanation
     assert r.kernel == "flashinfer.fused_moe.fused_topk_deepseek"
+
+
+@pytest.mark.parametrize("model_id", ["moonshotai/Kimi-K2-Instruct", "zai-org/GLM-4.7"])
+def test_verify_kernel_refuses_n_group_1(fi, model_id):
+    """n_group = topk_group = 1 with k = 8: FlashInfer 0.7.2's fused_topk_deepseek requires
+    topk_group * n_group >= top_k (measured on an H200: it raises), so verify refuses up front."""
+    from moe_inspect import catalog
+    from moe_inspect.detect import describe_files
+    from moe_inspect.errors import UnsupportedError
+    from moe_inspect.verify import verify_kernel
+
+    with pytest.raises(UnsupportedError, match="topk_group\\*n_group"):
+        verify_kernel(describe_files(catalog.lookup(model_id)), tokens=16, seed=0)

@@ -1,0 +1,101 @@
+"""`moe-inspect run-layer`: one MoE layer through FlashInfer kernels on the local GPU."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .output import console, handle_errors, print_json, progress
+
+_QUANT_HELP = "Weight format: bf16, fp8 (per-tensor), fp8-block (128x128), nvfp4, mxfp4, mxfp8."
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "run-layer",
+        epilog=(
+            "Examples:\n\n"
+            "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --quant nvfp4 --tokens 1,16,128,1024\n\n"
+            "  moe-inspect run-layer deepseek-ai/DeepSeek-V3 --quant bf16 --json --plot dsv3.png\n\n"
+            "  moe-inspect run-layer ./ckpt --weights checkpoint --layer 3 --quant fp8-block\n\n"
+            "  moe-inspect run-layer --experts 64 --top-k 8 --hidden 2048 --intermediate 768 --routing Renormalize\n\n"
+            "Exit codes: 0 the accuracy verdict passed, 1 it failed, 2 bad input, no GPU, or a path this GPU "
+            "cannot run."
+        ),
+    )
+    @handle_errors
+    def run_layer(
+        model: Annotated[Optional[str], typer.Argument(help="Hub id, local checkpoint directory or catalog name; omit to give shapes explicitly.")] = None,
+        quant: Annotated[str, typer.Option("--quant", help=_QUANT_HELP)] = "bf16",
+        backend: Annotated[str, typer.Option("--backend", help="auto (cuTile on SM89/90/12x, TRT-LLM on SM100/103), cutile or trtllm.")] = "auto",
+        act: Annotated[Optional[str], typer.Option("--act", help="Activation precision: bf16 (weight-only) or quant; default: the GPU's natural path.")] = None,
+        tokens: Annotated[str, typer.Option("--tokens", help="Comma-separated token counts to run and time.")] = "1,16,128,1024",
+        layer: Annotated[Optional[int], typer.Option("--layer", help="MoE layer index (default: the first MoE layer).")] = None,
+        weights: Annotated[str, typer.Option("--weights", help="random (seeded, at the model's shapes) or checkpoint (read one layer from MODEL's local files).")] = "random",
+        seed: Annotated[int, typer.Option("--seed", help="Seed for random weights and inputs.")] = 0,
+        experts: Annotated[Optional[int], typer.Option("--experts", help="Number of routed experts (no MODEL).")] = None,
+        top_k: Annotated[Optional[int], typer.Option("--top-k", help="Experts per token (no MODEL).")] = None,
+        hidden: Annotated[Optional[int], typer.Option("--hidden", help="Hidden size (no MODEL).")] = None,
+        intermediate: Annotated[Optional[int], typer.Option("--intermediate", help="Expert intermediate size (no MODEL).")] = None,
+        routing: Annotated[Optional[str], typer.Option("--routing", help="FlashInfer routing method, e.g. Renormalize, MiniMax2, DeepSeekV3 (no MODEL).")] = None,
+        n_group: Annotated[Optional[int], typer.Option("--n-group", help="DeepSeekV3 expert groups (no MODEL).")] = None,
+        topk_group: Annotated[Optional[int], typer.Option("--topk-group", help="DeepSeekV3 groups kept (no MODEL).")] = None,
+        scale: Annotated[Optional[float], typer.Option("--routed-scaling-factor", help="Routed scaling factor (no MODEL).")] = None,
+        precomputed_routing: Annotated[bool, typer.Option("--precomputed-routing", help="TRT-LLM: use the routed kernel variant even when in-kernel routing works.")] = False,
+        repeat_ms: Annotated[float, typer.Option("--repeat-ms", help="Target measurement time per token count, ms.")] = 100.0,
+        autotune: Annotated[bool, typer.Option("--autotune", help="Let FlashInfer's autotuner profile tactics on the first call of each token count (slow: each tactic compiles).")] = False,
+        offline: Annotated[bool, typer.Option("--offline", help="Never contact the Hub (also HF_HUB_OFFLINE=1).")] = False,
+        plot: Annotated[Optional[str], typer.Option("--plot", help="Write latency and % of limit vs tokens to this PNG (needs matplotlib).")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        """Run one MoE layer through FlashInfer on this GPU: check it against float32 torch and time it."""
+        from ..layer.runner import RunLayerOptions, parse_tokens, run_layer as _run
+
+        opts = RunLayerOptions(
+            model=model, quant=quant, backend=backend, act=act, tokens=parse_tokens(tokens), layer=layer,
+            weights=weights, seed=seed, experts=experts, top_k=top_k, hidden=hidden, intermediate=intermediate,
+            routing=routing, n_group=n_group, topk_group=topk_group, routed_scaling_factor=scale,
+            precomputed_routing=precomputed_routing, repeat_ms=repeat_ms, autotune=autotune, plot=plot, offline=True if offline else None,
+        )
+        with progress(True) as update:
+            result = _run(opts, progress=update)
+        data = result.to_dict()
+        if json_out:
+            print_json(data)
+        else:
+            _render(data)
+        if not result.passed:
+            raise typer.Exit(1)
+
+
+def _fmt(v, spec: str = ".1f") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def _render(d: dict) -> None:
+    from rich.table import Table
+
+    c = console()
+    s, p, g = d["shapes"], d["path"], d["gpu"]
+    c.print(f"[bold]{d['model'] or 'custom layer'}[/] layer {d['layer']}: E={s['num_experts']} k={s['top_k']} "
+            f"H={s['hidden_size']} I={s['intermediate_size']} routing={s['routing_method']}"
+            + (f" groups={s['n_group']}/{s['topk_group']}" if s.get("n_group") else "")
+            + (f" scale={s['routed_scaling_factor']}" if s.get("routed_scaling_factor") else "")
+            + (f" shared={s['num_shared_experts']}" if s.get("num_shared_experts") else ""))
+    c.print(f"{g['name']} (SM{g['arch']}), FlashInfer {d['versions']['flashinfer']}: {p['config_class']} "
+            f"({p['weight_format']}×{p['activation_format']}), routing {d['routing_mode']} via {d['routing_source']}")
+    t = Table(show_header=True, header_style="bold")
+    for col in ("tokens", "experts hit", "rel L2", "cosine", "within tol", "µs (median)", "p10–p90", "TB/s",
+                "% BW", "TFLOP/s", "% compute", "bound", "ok"):
+        t.add_column(col, justify="right")
+    for r in d["rows"]:
+        a, tm, rl = r["accuracy"], r["timing"], r["roofline"]
+        t.add_row(str(r["tokens"]), _fmt(r["experts_hit"], ".0f"), f"{a['rel_l2']:.2e}", f"{a['cosine']:.5f}",
+                  f"{100 * a['within_tol']:.1f}%", _fmt(tm["median_us"]), f"{tm['p10_us']:.1f}–{tm['p90_us']:.1f}",
+                  _fmt(rl["achieved_tbs"], ".2f"), _fmt(rl["pct_bandwidth"]), _fmt(rl["achieved_tflops"], ".1f"),
+                  _fmt(rl["pct_compute"]), rl["bound"] or "–", "[green]pass[/]" if a["passed"] else "[red]FAIL[/]")
+    c.print(t)
+    for n in d["notes"]:
+        c.print(f"[dim]note: {n}[/]")
+    c.print("[green]verdict: pass[/]" if d["passed"] else "[red]verdict: FAIL (accuracy outside the format's threshold)[/]")

@@ -1,0 +1,316 @@
+"""Which FlashInfer MoE path runs a format on a GPU, and its arguments, through the public API.
+
+Everything goes through FlashInfer's unified API (``flashinfer.fused_moe``: ``MoELayer``,
+``MoEConfig``, ``RoutingConfig``, ``QuantConfig``, ``ExpertConfig``, ``BackendOptions``,
+``MoEWeightPack``, ``MoEActivationPack`` and one backend config class). The argument builders take
+the API as a namespace ``fi`` so that CPU tests can hand in recording stubs and assert every
+argument up to the kernel call; :func:`flashinfer_namespace` gives the real one.
+
+Facts read from flashinfer-python 0.7.2.post1 (fused_moe/api.py, layer.py, runners.py,
+prepare.py):
+
+* cuTile runners take only ``PackedPrecomputed`` routing (int32 ids + float32 weights), no
+  expert parallelism, no fused shared experts, ``do_finalize=True``, no PDL.
+* cuTile prepare helpers take CHECKPOINT-NATIVE tensors (packed FP4 + scales, E4M3 + scales);
+  TRT-LLM prepare helpers take canonical BF16 weights and quantize them themselves.
+* On TRT-LLM paths the weights FlashInfer quantizes are the BF16 rounding of ours, so the kernel's
+  weights can differ from the reference's by one quantization step in places (NVFP4 values times
+  an FP32 global scale are not all BF16-representable); the cuTile paths take our tensors as is.
+* TRT-LLM runners accept ``FromLogits`` (in-kernel routing by ``RoutingConfig.method``) as well
+  as the precomputed modes; MXFP4 FromLogits needs bfloat16 logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from ..errors import EnvironmentError_, UnsupportedError
+
+_FI = "flashinfer-python 0.7.2.post1 fused_moe/api.py"
+_VLLM_MONO = "vLLM v0.33 TrtLlm*ExpertsMonolithic allow-list (REFERENCE.md §5)"
+
+# FlashInfer TRT-LLM monolithic routing allow-lists (REFERENCE.md §5, vLLM v0.33)
+_M_BF16 = ("DeepSeekV3", "Llama4", "Renormalize", "RenormalizeNaive", "SigmoidRenorm", "MiniMax2", "Sigmoid")
+_M_FP8_BLOCK = ("DeepSeekV3", "Renormalize", "RenormalizeNaive", "SigmoidRenorm", "Sigmoid", "MiniMax2")
+_M_FP8_TENSOR = _M_FP8_BLOCK + ("Llama4",)
+_M_NVFP4 = ("DeepSeekV3", "Renormalize", "RenormalizeNaive", "Llama4", "SigmoidRenorm", "Sigmoid", "MiniMax2")
+_M_MXFP4 = ("DeepSeekV3", "Renormalize", "RenormalizeNaive")
+
+_CUTILE_W16 = (89, 90, 120, 121)  # _CUTILE_BF16_ARCHS / _CUTILE_W4A16_ARCHS
+_TRTLLM = (100, 103, 107)  # _TRTLLM_ROUTED_ARCHS
+
+
+@dataclass(frozen=True)
+class KernelPath:
+    """One (format, activation precision, backend) that FlashInfer can run, and where."""
+
+    quant: str  # --quant
+    quantized_activations: bool  # False = BF16 activations (weight-only)
+    backend: str  # "cutile" | "trtllm"
+    archs: tuple[int, ...]
+    config_class: str  # FlashInfer backend config class
+    weight_format: str  # QuantFormat member
+    activation_format: str  # QuantFormat member
+    backend_key: str  # MoEWeightPack view key
+    fused_methods: tuple[str, ...]  # methods FromLogits may route in-kernel (empty: precomputed only)
+    logits_dtype: str = "float32"  # FromLogits routing_logits dtype
+    source: str = _FI
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PATHS: tuple[KernelPath, ...] = (
+    # cuTile (SM89/SM90/SM12x): PackedPrecomputed only
+    KernelPath("bf16", False, "cutile", _CUTILE_W16, "CuTileBf16Config", "BF16", "BF16", "cutile_bf16", ()),
+    KernelPath("fp8", False, "cutile", _CUTILE_W16, "CuTileFp8PerTensorBf16Config", "FP8PerTensor", "BF16",
+               "cutile_fp8_per_tensor", ()),
+    KernelPath("fp8", True, "cutile", (90, 120, 121), "CuTileFp8PerTensorConfig", "FP8PerTensor", "FP8PerTensor",
+               "cutile_fp8_per_tensor", ()),
+    KernelPath("nvfp4", False, "cutile", _CUTILE_W16, "CuTileNvfp4Bf16Config", "NVFP4", "BF16", "cutile_nvfp4", ()),
+    KernelPath("nvfp4", True, "cutile", (120, 121), "CuTileNvfp4Config", "NVFP4", "NVFP4", "cutile_nvfp4", ()),
+    KernelPath("mxfp4", False, "cutile", _CUTILE_W16, "CuTileMxfp4Bf16Config", "MXFP4", "BF16", "cutile_mxfp4", ()),
+    KernelPath("mxfp4", True, "cutile", (120, 121), "CuTileMxfp4Config", "MXFP4", "MXFP4", "cutile_mxfp4", ()),
+    KernelPath("mxfp8", False, "cutile", _CUTILE_W16, "CuTileMxfp8Bf16Config", "MXFP8", "BF16", "cutile_mxfp8", ()),
+    KernelPath("mxfp8", True, "cutile", (120, 121), "CuTileMxfp8Config", "MXFP8", "MXFP8", "cutile_mxfp8", ()),
+    # TRT-LLM-gen (SM100/SM103): in-kernel routing (FromLogits) or the routed variants
+    KernelPath("bf16", False, "trtllm", _TRTLLM, "TrtllmBf16Config", "BF16", "BF16", "trtllm_bf16_routed", _M_BF16,
+               source=f"{_FI}; {_VLLM_MONO}"),
+    KernelPath("fp8-block", True, "trtllm", _TRTLLM, "TrtllmFp8BlockConfig", "DeepSeekFp8", "DeepSeekFp8",
+               "trtllm_fp8_block", _M_FP8_BLOCK, source=f"{_FI}; {_VLLM_MONO}"),
+    KernelPath("fp8", True, "trtllm", _TRTLLM, "TrtllmFp8PerTensorConfig", "FP8PerTensor", "FP8PerTensor",
+               "trtllm_fp8_per_tensor", _M_FP8_TENSOR, source=f"{_FI}; {_VLLM_MONO}"),
+    KernelPath("nvfp4", True, "trtllm", _TRTLLM, "TrtllmFp4Config", "NVFP4", "NVFP4", "trtllm_fp4_routed", _M_NVFP4,
+               source=f"{_FI}; {_VLLM_MONO}"),
+    KernelPath("mxfp4", False, "trtllm", (100, 107), "TrtllmFp4Config", "MXFP4", "BF16", "trtllm_fp4_routed", _M_MXFP4,
+               logits_dtype="bfloat16", source=f"{_FI} (W4A16 disabled on SM103); {_VLLM_MONO}"),
+    KernelPath("mxfp4", True, "trtllm", _TRTLLM, "TrtllmFp4Config", "MXFP4", "MXFP8", "trtllm_fp4_routed", _M_MXFP4,
+               logits_dtype="bfloat16", source=f"{_FI}; {_VLLM_MONO}"),
+    KernelPath("mxfp8", True, "trtllm", _TRTLLM, "TrtllmFp8BlockConfig", "MXFP8", "MXFP8", "trtllm_fp8_block",
+               _M_FP8_BLOCK, source=f"{_FI}; {_VLLM_MONO}"),
+)
+
+BACKENDS = ("auto", "cutile", "trtllm")
+
+# TRT-LLM in-kernel routing tiers, FlashInfer 0.7.2 (REFERENCE.md §5): method -> (max E, max k)
+ROUTING_TIERS: dict[str, tuple[int, int]] = {
+    "Default": (256, 8), "TopK": (256, 8), "Sigmoid": (256, 8), "SigmoidRenorm": (256, 8), "TopKSigmoid": (256, 8),
+    "Renormalize": (2048, 32), "RenormalizeNaive": (2048, 32),
+    "MiniMax2": (1024, 32), "DeepSeekV3": (1024, 32), "Llama4": (128, 1),
+}
+
+
+def _arch_name(arch: int) -> str:
+    return f"SM{arch}"
+
+
+def select_path(quant: str, arch: int, *, backend: str = "auto", quantized_activations: bool | None = None) -> KernelPath:
+    """The path that runs ``quant`` on ``arch``; UnsupportedError (exit 2) saying why and what runs instead.
+
+    ``quantized_activations`` None = the arch's natural choice: on TRT-LLM archs the quantized
+    activation variant (weight-only where that is the only one), on cuTile archs weight-only.
+    """
+    if backend not in BACKENDS:
+        raise UnsupportedError(f"--backend {backend}: unknown backend (known: {', '.join(BACKENDS)})")
+    rows = [p for p in PATHS if p.quant == quant]
+    if not rows:
+        raise UnsupportedError(f"--quant {quant}: no FlashInfer path for this format")
+    here = [p for p in rows if arch in p.archs and (backend == "auto" or p.backend == backend)]
+    if quantized_activations is not None:
+        here = [p for p in here if p.quantized_activations == quantized_activations]
+    trt_arch = arch in _TRTLLM
+    if here:
+        here.sort(key=lambda p: (p.backend != ("trtllm" if trt_arch else "cutile"), p.quantized_activations != trt_arch))
+        return here[0]
+    # explain: what was asked, where it runs, and what runs here instead
+    asked = [p for p in rows if (backend == "auto" or p.backend == backend)
+             and (quantized_activations is None or p.quantized_activations == quantized_activations)] or rows
+    want = sorted(asked, key=lambda p: p.backend != "trtllm")[0]
+    where = "/".join(_arch_name(a) for a in sorted(set(want.archs) - {89, 107}))
+    what = f"{'TRT-LLM' if want.backend == 'trtllm' else 'cuTile'} {want.weight_format}×{want.activation_format}"
+    if want.backend == "trtllm":
+        what += " with fused routing"
+    instead = [p for p in rows if arch in p.archs]
+    if instead:
+        alt = instead[0]
+        flag = f"--backend {alt.backend}" + ("" if alt.quantized_activations else " --act bf16")
+        tail = (f" — the {'cuTile' if alt.backend == 'cutile' else 'TRT-LLM'} {alt.weight_format}×"
+                f"{alt.activation_format} path runs instead with {flag}")
+    else:
+        others = sorted({p.quant for p in PATHS if arch in p.archs})
+        tail = f" — formats that run here: {', '.join(others)}" if others else ""
+        if quant == "fp8-block" and arch == 90:
+            tail += " (FlashInfer's SM90 CUTLASS fused_moe_90 module takes about an hour to JIT-compile)"
+    raise UnsupportedError(f"{what} needs {where}; this is {_arch_name(arch)}{tail}")
+
+
+def routing_mode(path: KernelPath, method: str, *, force_precomputed: bool = False) -> str:
+    """'FromLogits' when the kernel routes ``method`` itself, else 'PackedPrecomputed'."""
+    if not force_precomputed and method in path.fused_methods:
+        return "FromLogits"
+    return "PackedPrecomputed"
+
+
+def check_kernel_shapes(path: KernelPath, shapes, mode: str) -> None:
+    """Shapes the kernel cannot take -> UnsupportedError naming the value."""
+    e, k, h, i = shapes.num_experts, shapes.top_k, shapes.hidden_size, shapes.intermediate_size
+    if not 1 <= k <= min(32, e):
+        raise UnsupportedError(f"--top-k {k}: FlashInfer MoE takes 1 <= top_k <= min(32, experts={e})")
+    if e > 512:
+        raise UnsupportedError(f"--experts {e}: FlashInfer MoE takes at most 512 experts (MAX_SUPPORTED_TOTAL_EXPERTS)")
+    if path.backend == "trtllm" and e % 4:
+        raise UnsupportedError(f"--experts {e}: TRT-LLM MoE kernels need experts % 4 == 0")
+    align = {"nvfp4": 64, "mxfp4": 32, "mxfp8": 32, "fp8": 32}.get(path.quant, 0) if path.backend == "cutile" else 0
+    if path.backend == "trtllm":
+        align = 128 if path.quant in ("fp8-block", "mxfp8") else (64 if path.quant in ("nvfp4", "mxfp4") else 0)
+    if align and (h % align or i % align):
+        raise UnsupportedError(
+            f"--hidden {h} / --intermediate {i}: {path.config_class} needs both to be multiples of {align}")
+    if mode == "FromLogits":
+        m = shapes.routing_method
+        grouped = m == "DeepSeekV3" and (shapes.n_group or 1) > 1
+        if grouped:
+            g, tg = shapes.n_group, shapes.topk_group or 0
+            if e > 256 or e % g or e // g > 32 or g > 8 or tg > 4 or tg > g or k > 22:
+                raise UnsupportedError(
+                    f"grouped DeepSeekV3 routing E={e}, n_group={g}, topk_group={tg}, k={k} is outside the compiled "
+                    "tiers (E <= 256, E/G <= 32, G <= 8, topk_group <= 4, k <= 22)")
+            if path.quant == "fp8-block" and e <= 384 and k > 8:
+                raise UnsupportedError(f"--top-k {k}: the FP8-block launcher takes k <= 8 with grouped DeepSeekV3 routing")
+        elif m in ROUTING_TIERS:
+            me, mk = ROUTING_TIERS[m]
+            if e > me or k > mk:
+                raise UnsupportedError(f"{m} in-kernel routing takes E <= {me} and k <= {mk}; got E={e}, k={k}")
+
+
+def fused_topk_deepseek_ok(shapes, arch: int) -> bool:
+    """Whether FlashInfer's ``fused_topk_deepseek`` can route this layer on ``arch`` (its docstring)."""
+    if shapes.routing_method != "DeepSeekV3" or arch not in (89, 90, 100, 103, 120, 121):
+        return False
+    e, k, g, tg = shapes.num_experts, shapes.top_k, shapes.n_group or 1, shapes.topk_group or 1
+    if k > 8 or g > 32 or e % g or tg > g or tg * g < k:
+        return False
+    return (e // g <= 32 and (e // g) * tg <= 128) if g > 1 else e <= 384
+
+
+# ----------------------------------------------------------------------------- the real API
+def flashinfer_namespace() -> SimpleNamespace:
+    """FlashInfer's public MoE API as a namespace; EnvironmentError_ when it cannot be imported."""
+    try:
+        import flashinfer
+        from flashinfer.fused_moe import api as fapi
+        from flashinfer.fused_moe.layer import MoELayer
+        from flashinfer.tllm_enums import RoutingInputMode, RoutingMethodType
+    except Exception as e:  # ImportError, or a broken install raising anything at import
+        raise EnvironmentError_(
+            f"flashinfer is not importable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+            hint="pip install 'moe-inspect[gpu]' (flashinfer-python==0.7.2.post1)") from None
+    ns = SimpleNamespace(
+        version=getattr(flashinfer, "__version__", "unknown"), MoELayer=MoELayer,
+        RoutingInputMode=RoutingInputMode, RoutingMethodType=RoutingMethodType,
+    )
+    for name in ("MoEConfig", "RoutingConfig", "QuantConfig", "QuantFormat", "ExpertConfig", "BackendOptions",
+                 "ExecutionConfig", "MoEWeightPack", "MoEActivationPack", "SwiGLU"):
+        setattr(ns, name, getattr(fapi, name))
+    for p in PATHS:
+        setattr(ns, p.config_class, getattr(fapi, p.config_class))
+    return ns
+
+
+def build_config(fi, path: KernelPath, shapes, *, tune_max_num_tokens: int = 8192):
+    """The MoEConfig for ``path`` (one backend candidate, so MoELayer runs exactly that path)."""
+    if shapes.activation != "silu":
+        raise UnsupportedError(f"activation {shapes.activation!r}: run-layer implements SwiGLU (silu) layers only")
+    routing = fi.RoutingConfig(
+        num_experts=shapes.num_experts,
+        top_k=shapes.top_k,
+        method=getattr(fi.RoutingMethodType, shapes.routing_method),
+        n_group=shapes.n_group if shapes.routing_method == "DeepSeekV3" else None,
+        topk_group=shapes.topk_group if shapes.routing_method == "DeepSeekV3" else None,
+        routed_scaling_factor=shapes.routed_scaling_factor,
+    )
+    quant = fi.QuantConfig(weight=getattr(fi.QuantFormat, path.weight_format),
+                           activation=getattr(fi.QuantFormat, path.activation_format))
+    backend_cfg = getattr(fi, path.config_class)()
+    return fi.MoEConfig(
+        routing=routing,
+        quant=quant,
+        experts=fi.ExpertConfig(intermediate_size=shapes.intermediate_size),
+        activation=fi.SwiGLU(),
+        backend=fi.BackendOptions(candidates=(backend_cfg,)),
+        execution=fi.ExecutionConfig(tune_max_num_tokens=tune_max_num_tokens),
+    )
+
+
+def prepare_weight_view(fi, path: KernelPath, weights, *, device, config=None,
+                        hidden_states_scale_global=None, intermediate_scale_global=None) -> dict:
+    """The backend-native weight view, made by the backend config's own ``prepare_weights``."""
+    s = weights.shapes
+    geo = dict(num_local_experts=s.num_experts, hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
+               device=device)
+    cls = getattr(fi, path.config_class)
+    t = weights.tensors
+    if path.backend == "cutile":
+        if weights.quant != path.quant:
+            raise UnsupportedError(f"weights are {weights.quant} but the path is {path.quant}")
+        if path.quant == "bf16":
+            return cls.prepare_weights(t["w1"], t["w2"], **geo)
+        if path.quant == "nvfp4":
+            return cls.prepare_weights(t["w1"], t["w1_scale"], t["w1_global"], t["w2"], t["w2_scale"],
+                                       t["w2_global"], source_format="modelopt", **geo)
+        if path.quant == "mxfp4":
+            return cls.prepare_weights(t["w1"], t["w1_scale"], t["w2"], t["w2_scale"], **geo)
+        # fp8 per-tensor ([E] fp32 scales) and mxfp8 (E8M0 bytes [E, N, K/32])
+        return cls.prepare_weights(t["w1"], t["w1_scale"], t["w2"], t["w2_scale"], **geo)
+    # TRT-LLM: canonical BF16 in, the helper quantizes and shuffles
+    w1, w2 = weights.bf16_canonical()
+    if path.config_class == "TrtllmBf16Config":
+        return cls.prepare_weights(w1, w2, **geo)
+    if path.config_class == "TrtllmFp8PerTensorConfig":
+        return cls.prepare_weights(w1, w2, hidden_states_scale_global=hidden_states_scale_global,
+                                   intermediate_scale_global=intermediate_scale_global, **geo)
+    return cls.prepare_weights(w1, w2, quant=config.quant if config is not None else None, **geo)
+
+
+def make_weight_pack(fi, path: KernelPath, view: dict):
+    pack = fi.MoEWeightPack()
+    pack.prepare_for(path.backend_key, view)
+    return pack
+
+
+def make_activation_pack(fi, path: KernelPath, config, x, *, mode: str, topk_ids=None, topk_weights=None,
+                         logits=None, bias=None, hidden_states_scale_global=None):
+    """The per-call MoEActivationPack for ``mode`` ('PackedPrecomputed' | 'FromLogits')."""
+    import torch
+
+    cls = getattr(fi, path.config_class)
+    if path.backend == "cutile" or path.config_class == "TrtllmBf16Config":
+        hs, hs_scale = x, None  # cuTile takes BF16 and quantizes in-kernel when it must
+    elif path.config_class == "TrtllmFp8PerTensorConfig":
+        hs, hs_scale = cls.prepare_activations(x, hidden_states_scale_global=hidden_states_scale_global)
+    else:
+        hs, hs_scale = cls.prepare_activations(x, quant=config.quant)
+    mode_enum = getattr(fi.RoutingInputMode, mode)
+    if mode == "FromLogits":
+        want = torch.bfloat16 if path.logits_dtype == "bfloat16" else torch.float32
+        return fi.MoEActivationPack(hs, hs_scale, routing_input_mode=mode_enum, routing_logits=logits.to(want).contiguous(),
+                                    routing_bias=bias)
+    return fi.MoEActivationPack(hs, hs_scale, topk_ids.to(torch.int32).contiguous(),
+                                topk_weights.to(torch.float32).contiguous(), routing_input_mode=mode_enum)
+
+
+def describe_call(path: KernelPath, config, view: dict, act) -> dict[str, Any]:
+    """What will be launched, for the result and for tests (no tensor contents)."""
+    def summ(v):
+        shape = getattr(v, "shape", None)
+        return {"shape": list(shape), "dtype": str(getattr(v, "dtype", ""))} if shape is not None else repr(v)
+
+    return {
+        "backend_config": path.config_class,
+        "backend_key": path.backend_key,
+        "config": repr(config),
+        "weight_view": {k: summ(v) for k, v in view.items()},
+        "activation_pack": repr(act),
+    }
