@@ -126,6 +126,7 @@ def parse_header_bytes(
         raise CheckpointError(f"{where}: __metadata__ is not an object")
 
     tensors: dict[str, TensorInfo] = {}
+    spans: list[tuple[int, int, str]] = []
     for name, entry in obj.items():
         if name == "__metadata__":
             continue
@@ -163,6 +164,18 @@ def parse_header_bytes(
                 f"{dtype}{shape} needs {bits / 8:g}"
             )
         tensors[name] = TensorInfo(name=name, dtype=dtype, shape=list(shape), file=file_name)
+        spans.append((begin, end, name))
+    # like the safetensors loader (0.8 ``Metadata::validate``): sorted by offset, every tensor
+    # starts where the previous one ended -- no overlaps, no gaps
+    prev_end, prev_name = 0, None
+    for begin, end, name in sorted(spans):
+        if begin != prev_end:
+            after = f"the end of {prev_name!r} ({prev_end})" if prev_name is not None else "the data section start (0)"
+            raise CheckpointError(
+                f"{where}: tensor {name!r} data_offsets [{begin}, {end}] "
+                f"{'overlap' if begin < prev_end else 'leave a gap after'} {after}"
+            )
+        prev_end, prev_name = end, name
     return tensors, metadata
 
 

@@ -112,6 +112,14 @@ def hub_endpoint() -> str:
     return constants.ENDPOINT.rstrip("/")
 
 
+def _exists(p: Path) -> bool:
+    """``p.exists()`` that answers False for names the OS refuses (too long, NUL byte)."""
+    try:
+        return p.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or (os.sep == "\\" and "\\" in model)
 
@@ -144,6 +152,8 @@ def _read_json_file(path: Path, *, err: type[MoeInspectError], what: str) -> dic
         raise err(f"{where}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
     except RecursionError:
         raise err(f"{where}: JSON nested too deeply") from None
+    except ValueError:  # an integer literal over Python's 4300-digit conversion limit
+        raise err(f"{where}: not valid JSON (a number literal is too long)") from None
     if not isinstance(obj, dict):
         raise err(f"{where}: top level is a JSON {_json_type(obj)}, not an object")
     return obj
@@ -342,7 +352,7 @@ def load_local_dir(directory: Path, *, model_id: str | None = None, read_tensors
     missing: list[str] = []
     for name in shard_names:
         p = d / name
-        if not p.exists():
+        if not _exists(p):
             missing.append(name)
             continue
         if progress:
@@ -534,6 +544,10 @@ def _map_hub_exception(exc: BaseException, *, repo_id: str, revision: str | None
         return _HubFailure(HubError(f"{url}: HTTP {code} from the Hub"), "unreachable")
     if isinstance(exc, _httpx.TimeoutException):
         return _HubFailure(HubError(f"{url}: timed out reading {what} (after retries)"), "unreachable")
+    if isinstance(exc, (_httpx.RemoteProtocolError, _httpx.ReadError)):
+        # the server answered, then the connection broke mid-body (reset, truncated download)
+        return _HubFailure(HubError(f"{url}: the connection broke while downloading {what} "
+                                    f"({type(exc).__name__}, after retries)"), "unreachable")
     if isinstance(exc, (_httpx.TransportError, ConnectionError)):
         return _HubFailure(HubError(f"cannot reach {endpoint} for {repo_id} ({type(exc).__name__})"),
                            "unreachable")
@@ -791,8 +805,8 @@ def load_model(
 
     # a. local directory
     p = Path(os.path.expanduser(model))
-    if p.exists() or _looks_like_path(model):
-        if not p.exists():
+    if _exists(p) or _looks_like_path(model):
+        if not _exists(p):
             raise ModelNotFoundError(f"{model}: no such directory")
         if not p.is_dir():
             raise ModelNotFoundError(f"{model}: not a directory (give the model directory that holds config.json)")

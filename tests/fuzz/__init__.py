@@ -1,0 +1,1 @@
+"""Fuzz suites (``pytest -m fuzz``): hostile configs, safetensors headers, indexes and CLI runs."""
