@@ -397,6 +397,30 @@ UNIFIED_CONFIGS: tuple[UnifiedConfig, ...] = (
     UnifiedConfig("CuTileMxfp8Bf16Config", "cutile", ("mxfp8",), frozenset({89, 90, 120, 121}), False),
     UnifiedConfig("CuTileNvfp4Bf16Config", "cutile", ("nvfp4",), frozenset({89, 90, 120, 121}), False),
     UnifiedConfig("CuteDslConfig", "cute_dsl", ("nvfp4",), _TRTLLM_ROUTED, False),
+    # the rest of FlashInfer 0.7.2.post1's ALL_BACKEND_CONFIGS, read from flashinfer/fused_moe/api.py
+    # (the *_ARCHS tuples behind each supported(arch)); found missing by `check --cross-check` on an
+    # H200. Combinations outside our --quant vocabulary are named "weights×activations".
+    UnifiedConfig("CuTileFp8PerTensorConfig", "cutile", ("fp8_per_tensor",), frozenset({90, 120, 121}), False),
+    UnifiedConfig("CuTileNvfp4Config", "cutile", ("nvfp4",), frozenset({120, 121}), False),
+    UnifiedConfig("CuTileMxfp4Config", "cutile", ("mxfp4×mxfp4",), frozenset({120, 121}), False),
+    UnifiedConfig("CuTileMxfp4Mxfp8Config", "cutile", ("mxfp4×mxfp8",), frozenset({120, 121}), False),
+    UnifiedConfig("CuTileMxfp8Config", "cutile", ("mxfp8",), frozenset({120, 121}), False),
+    UnifiedConfig("CutlassNvfp4Config", "cutlass", ("nvfp4",), frozenset({100, 103, 107, 110, 120, 121}), False),
+    UnifiedConfig("CutlassMxfp8Mxfp4Config", "cutlass", ("mxfp4×mxfp8",), frozenset({100, 103, 107, 110, 120, 121}),
+                  False),
+    UnifiedConfig("CutlassMxfp8Config", "cutlass", ("mxfp8",), frozenset({100, 103, 107}), False),
+    UnifiedConfig("CakeWarpDecodeConfig", "cake", ("nvfp4",), frozenset({100, 103}), False),  # 1–32 tokens
+    UnifiedConfig("PrimsTsConfig", "prims_ts", ("nvfp4",), frozenset({100, 103}), False),
+    UnifiedConfig("SM12xFp8Config", "sm12x_cute_dsl", ("fp8_block",), frozenset({120, 121}), False),
+    UnifiedConfig("SM12xMxfp8Mxfp4Config", "sm12x_cute_dsl", ("mxfp4×mxfp8",), frozenset({120, 121}), False),
+    UnifiedConfig("SM12xNvfp4Bf16Config", "sm12x_cute_dsl", ("nvfp4×bf16",), frozenset({120, 121}), False),
+    UnifiedConfig("SM12xNvfp4Config", "sm12x_cute_dsl", ("nvfp4",), frozenset({120, 121}), False),
+    UnifiedConfig("B12xNvfp4Config", "b12x", ("nvfp4",), frozenset({120, 121}), False),
+    UnifiedConfig("B12xW4A16Config", "b12x", ("fp4×bf16",), frozenset({120, 121}), False),
+    UnifiedConfig("CudnnFrostBf16Config", "cudnn_frost", ("bf16",), frozenset({107, 120}), False),
+    UnifiedConfig("CudnnFrostMxfp8Config", "cudnn_frost", ("mxfp8",), frozenset({107}), False),
+    UnifiedConfig("CudnnFrostNvfp4Config", "cudnn_frost", ("nvfp4",), frozenset({107}), False),
+    UnifiedConfig("CudnnFrostMxfp8Mxfp4Config", "cudnn_frost", ("mxfp4×mxfp8",), frozenset({107}), False),
 )
 
 
