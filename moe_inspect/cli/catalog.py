@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .options import FlashinferVersionOpt, JsonOpt, VllmVersionOpt
 from .output import console, handle_errors, print_json
 
 
@@ -44,9 +45,9 @@ def register(app: typer.Typer) -> None:
         "  moe-inspect catalog --check --gpu B200"))
     @handle_errors
     def catalog_cmd(
-        vllm_version: Annotated[Optional[str], typer.Option(help="vLLM enum for the ids (default 0.33).")] = None,
-        flashinfer_version: Annotated[Optional[str], typer.Option(help="FlashInfer enum for the ids (default 0.7.2.post1).")] = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        vllm_version: VllmVersionOpt = None,
+        flashinfer_version: FlashinferVersionOpt = None,
+        json_out: JsonOpt = False,
         check: Annotated[bool, typer.Option(
             "--check", help="Run every model through `check`: which get fused routing / FlashInfer on --gpu.")] = False,
         gpu: Annotated[Optional[list[str]], typer.Option(

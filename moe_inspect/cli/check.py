@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .options import FlashinferVersionOpt, ModelArg, NoCatalogOpt, OfflineOpt, RevisionOpt, VllmVersionOpt
 from .output import OutputFormat, console, handle_errors, print_json, progress
 
 EPILOG = (
@@ -22,7 +23,7 @@ def register(app: typer.Typer) -> None:
     @app.command("check", epilog=EPILOG)
     @handle_errors
     def check_cmd(
-        model: Annotated[str, typer.Argument(help="Hub id (org/name), local directory, or catalog name.")],
+        model: ModelArg,
         gpu: Annotated[Optional[list[str]], typer.Option(
             "--gpu", help="Target GPU or arch, repeatable or comma-separated: H100, H200, B200, GB200, B300, GB300, "
                           "'RTX PRO 6000', 'RTX 5090', 'DGX Spark', sm90, sm100, sm103, sm120, sm121, all, local. "
@@ -38,12 +39,11 @@ def register(app: typer.Typer) -> None:
             "--all-backends", help="Also list backends that do not take this quantization.")] = False,
         cross_check: Annotated[bool, typer.Option(
             "--cross-check", help="Import FlashInfer and compare its enum and backend metadata with our table.")] = False,
-        revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-        offline: Annotated[bool, typer.Option("--offline", help="Never contact the Hub (also HF_HUB_OFFLINE=1).")] = False,
-        no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Do not fall back to the built-in catalog.")] = False,
-        vllm_version: Annotated[Optional[str], typer.Option(help="vLLM enum the routing ids refer to (default 0.33).")] = None,
-        flashinfer_version: Annotated[Optional[str], typer.Option(
-            help="FlashInfer enum for the routing ids (default 0.7.2.post1).")] = None,
+        revision: RevisionOpt = None,
+        offline: OfflineOpt = False,
+        no_catalog: NoCatalogOpt = False,
+        vllm_version: VllmVersionOpt = None,
+        flashinfer_version: FlashinferVersionOpt = None,
         json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output (same as --format json).")] = False,
         fmt: Annotated[OutputFormat, typer.Option("--format", help="table | json | markdown.")] = OutputFormat.table,
     ) -> None:

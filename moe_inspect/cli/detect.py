@@ -6,10 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from .options import FlashinferVersionOpt, JsonOpt, ModelArg, NoCatalogOpt, OfflineOpt, RevisionOpt, VllmVersionOpt
 from .output import console, handle_errors, print_json, progress
 
-VLLM_HELP = "vLLM enum the ids refer to: pre-39141, 39141, 44347, 0.33 (default)."
-FI_HELP = "FlashInfer version whose RoutingMethodType ids to print: 0.6.7 … 0.7.2.post1 (default)."
 
 
 def register(app: typer.Typer) -> None:
@@ -24,13 +23,13 @@ def register(app: typer.Typer) -> None:
     )
     @handle_errors
     def detect(
-        model: Annotated[str, typer.Argument(help="Hub id (org/name), local directory, or catalog name.")],
-        revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-        offline: Annotated[bool, typer.Option("--offline", help="Never contact the Hub (also HF_HUB_OFFLINE=1).")] = False,
-        no_catalog: Annotated[bool, typer.Option("--no-catalog", help="Do not fall back to the built-in catalog.")] = False,
-        vllm_version: Annotated[Optional[str], typer.Option(help=VLLM_HELP)] = None,
-        flashinfer_version: Annotated[Optional[str], typer.Option(help=FI_HELP)] = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        model: ModelArg,
+        revision: RevisionOpt = None,
+        offline: OfflineOpt = False,
+        no_catalog: NoCatalogOpt = False,
+        vllm_version: VllmVersionOpt = None,
+        flashinfer_version: FlashinferVersionOpt = None,
+        json_out: JsonOpt = False,
     ) -> None:
         """Which routing method does this MoE model use, and which RoutingMethodType is it?"""
         from ..detect import describe

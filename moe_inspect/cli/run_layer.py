@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .options import JsonOpt, OfflineOpt
 from .output import console, handle_errors, print_json, progress
 
 _QUANT_HELP = "Weight format: bf16, fp8 (per-tensor), fp8-block (128x128), nvfp4, mxfp4, mxfp8."
@@ -45,9 +46,9 @@ def register(app: typer.Typer) -> None:
         precomputed_routing: Annotated[bool, typer.Option("--precomputed-routing", help="TRT-LLM: use the routed kernel variant even when in-kernel routing works.")] = False,
         repeat_ms: Annotated[float, typer.Option("--repeat-ms", help="Target measurement time per token count, ms.")] = 100.0,
         autotune: Annotated[bool, typer.Option("--autotune", help="Let FlashInfer's autotuner profile tactics on the first call of each token count (slow: each tactic compiles).")] = False,
-        offline: Annotated[bool, typer.Option("--offline", help="Never contact the Hub (also HF_HUB_OFFLINE=1).")] = False,
+        offline: OfflineOpt = False,
         plot: Annotated[Optional[str], typer.Option("--plot", help="Write latency and % of limit vs tokens to this PNG (needs matplotlib).")] = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        json_out: JsonOpt = False,
     ) -> None:
         """Run one MoE layer through FlashInfer on this GPU: check it against float32 torch and time it."""
         from ..layer.runner import RunLayerOptions, parse_tokens, run_layer as _run

@@ -6,10 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from .options import FlashinferVersionOpt, JsonOpt, ModelArg, OfflineOpt, RevisionOpt, VllmVersionOpt
 from .output import console, handle_errors, print_json, progress
 
-VLLM_HELP = "vLLM version whose rules resolve the method: pre-39141, 39141, 44347, 0.33 (default)."
-FI_HELP = "FlashInfer version whose routing arithmetic the reference follows (default 0.7.2.post1)."
 _VERDICT_STYLE = {"match": "bold green", "mismatch": "bold red", "cannot_verify": "bold yellow"}
 
 
@@ -75,7 +74,7 @@ def register(app: typer.Typer) -> None:
     )
     @handle_errors
     def verify(
-        model: Annotated[str, typer.Argument(help="Hub id (org/name), local directory, or catalog name.")],
+        model: ModelArg,
         tokens: Annotated[int, typer.Option("--tokens", min=1, help="Random tokens to route.")] = 64,
         seed: Annotated[int, typer.Option("--seed", help="Seed of the random router weights, bias and inputs.")] = 0,
         method: Annotated[
@@ -87,11 +86,11 @@ def register(app: typer.Typer) -> None:
             typer.Option("--kernel", help="Compare FlashInfer's routing kernel (fused_topk_deepseek, CUDA) with the "
                          "reference instead of transformers."),
         ] = False,
-        revision: Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit).")] = None,
-        offline: Annotated[bool, typer.Option("--offline", help="Never contact the Hub (also HF_HUB_OFFLINE=1).")] = False,
-        vllm_version: Annotated[Optional[str], typer.Option(help=VLLM_HELP)] = None,
-        flashinfer_version: Annotated[Optional[str], typer.Option(help=FI_HELP)] = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        revision: RevisionOpt = None,
+        offline: OfflineOpt = False,
+        vllm_version: VllmVersionOpt = None,
+        flashinfer_version: FlashinferVersionOpt = None,
+        json_out: JsonOpt = False,
     ) -> None:
         """Does our reference router compute what the model's own code computes?
 
