@@ -20,7 +20,6 @@ non-FlashInfer rows) can never be met: that is a contradiction and raises BadInp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import backends as B
 from .errors import BadInputError

@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.version import Version
-
 from .enums import (
     DEFAULT_FLASHINFER,
     DEFAULT_VLLM,
@@ -30,6 +28,7 @@ from .enums import (
     normalize_vllm_version,
     vllm_layout,
 )
+from .reference import scale_applies
 from .spec import MoESpec, RoutingResult
 
 __all__ = ["MethodRow", "METHOD_TABLES", "SGLANG_LABELS", "get_routing_method_type", "resolve"]
@@ -390,7 +389,7 @@ def resolve(
 ) -> RoutingResult:
     """The routing method vLLM ``vllm_version`` computes for ``spec`` and its ids (REFERENCE §3)."""
     vv = normalize_vllm_version(vllm_version)
-    fi_ver = normalize_flashinfer_version(flashinfer_version)
+    normalize_flashinfer_version(flashinfer_version)  # validates; BadInputError names the accepted ones
     vl = vllm_layout(vv)
     fl = flashinfer_layout(flashinfer_version)
     _, table_name = METHOD_TABLES[vv]
@@ -437,7 +436,7 @@ def resolve(
     if not internal and method not in fi_members:
         warnings.append(f"FlashInfer {flashinfer_version} has no {method} routing method")
     if (method == "MiniMax2" and spec.routed_scaling_factor not in (None, 1.0)
-            and fi_ver < Version("0.6.13")):
+            and not scale_applies("MiniMax2", flashinfer_version)):
         warnings.append(
             f"FlashInfer {flashinfer_version} MiniMax2 ignores routed_scaling_factor "
             f"({spec.routed_scaling_factor}); it is honoured from 0.6.13 (PR #3499)")

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from .fuzz.harness import check_contract, meter_safetensors_reads, time_limit
 from .hub_server import FakeHub, isolate_hf
-from .modelgen import make_model_dir, moe_config, moe_tensors, shard_name, write_raw_safetensors
+from .modelgen import make_model_dir, moe_config, moe_tensors, write_raw_safetensors
 
 ROOT = Path(__file__).resolve().parents[1]
 _CMD = None
@@ -37,7 +37,6 @@ def run(*argv: str, limit: float = 60.0):
 
 
 def _has(cmd: str) -> bool:
-    global _CMD
     run("--version")
     return cmd in _CMD.commands
 

@@ -112,7 +112,7 @@ def render_check(report, con) -> None:
 
     d, c = report.description, report.ctx
     quant = B.SCHEME_LABEL.get(c.scheme, c.scheme) + (" (--quant)" if report.scheme_source == "--quant" else "")
-    con.print(Text.assemble((d.model.id, "bold"), f"  routing ", (c.method, "bold"), f" ({c.pattern}) · E={c.num_experts} "
+    con.print(Text.assemble((d.model.id, "bold"), "  routing ", (c.method, "bold"), f" ({c.pattern}) · E={c.num_experts} "
                             f"k={c.top_k}" + (f" groups {c.n_group}/{c.topk_group}" if c.n_group else "")
                             + f" · {quant} · {c.activation} · {c.parallel}"))
     # targets whose whole column is identical (same arch) share one column: H100 · H200 → sm90

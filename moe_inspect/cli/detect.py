@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
-
 import typer
 
 from .options import FlashinferVersionOpt, JsonOpt, ModelArg, NoCatalogOpt, OfflineOpt, RevisionOpt, VllmVersionOpt

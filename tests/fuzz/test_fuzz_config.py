@@ -86,7 +86,7 @@ def test_broken_config_bytes(work, case, json_out):
     d = work / "bytes"
     d.mkdir(exist_ok=True)
     (d / "config.json").write_bytes(data)
-    harness.run_cli(_args("detect", d, json_out), family=f"config_bytes/detect")
+    harness.run_cli(_args("detect", d, json_out), family="config_bytes/detect")
 
 
 def test_unmutated_catalog_configs_pass(catalog_dirs):
