@@ -128,30 +128,32 @@ class LayerWeights:
 
 # ----------------------------------------------------------------------------- quantization
 def quantize_expert(w1: torch.Tensor, w2: torch.Tensor, quant: str) -> dict:
-    """Quantize one expert's canonical (w1 [2I, H], w2 [H, I]) to ``quant`` (no leading E dim)."""
+    """Quantize one expert's canonical (w1 [2I, H], w2 [H, I]) to ``quant`` (no leading E dim).
+
+    Keys: ``w1``/``w2`` (codes), ``w1_scale``/``w2_scale`` (block or tensor scales) and, for
+    NVFP4, ``w1_global``/``w2_global`` (the ModelOpt global scale)."""
     if quant == "bf16":
         return {"w1": w1.to(torch.bfloat16), "w2": w2.to(torch.bfloat16)}
-    if quant == "fp8":
-        a, sa = Q.quantize_fp8_per_tensor(w1)
-        b, sb = Q.quantize_fp8_per_tensor(w2)
-        return {"w1": a, "w1_scale": sa, "w2": b, "w2_scale": sb}
-    if quant == "fp8-block":
-        a, sa = Q.quantize_fp8_block(w1)
-        b, sb = Q.quantize_fp8_block(w2)
-        return {"w1": a, "w1_scale": sa, "w2": b, "w2_scale": sb}
-    if quant == "nvfp4":
-        a, sa, ga = Q.quantize_nvfp4(w1)
-        b, sb, gb = Q.quantize_nvfp4(w2)
-        return {"w1": a, "w1_scale": sa, "w1_global": ga, "w2": b, "w2_scale": sb, "w2_global": gb}
-    if quant == "mxfp4":
-        a, sa = Q.quantize_mxfp4(w1)
-        b, sb = Q.quantize_mxfp4(w2)
-        return {"w1": a, "w1_scale": sa, "w2": b, "w2_scale": sb}
-    if quant == "mxfp8":
-        a, sa = Q.quantize_mxfp8(w1)
-        b, sb = Q.quantize_mxfp8(w2)
-        return {"w1": a, "w1_scale": sa, "w2": b, "w2_scale": sb}
-    raise BadInputError(f"--quant {quant}: unknown format (known: {', '.join(Q.FORMATS)})")
+    quantizer = _QUANTIZERS.get(quant)
+    if quantizer is None:
+        raise BadInputError(f"--quant {quant}: unknown format (known: {', '.join(Q.FORMATS)})")
+    out: dict = {}
+    for name, w in (("w1", w1), ("w2", w2)):
+        codes, scale, *rest = quantizer(w)
+        out[name], out[f"{name}_scale"] = codes, scale
+        if rest:  # NVFP4's global scale
+            out[f"{name}_global"] = rest[0]
+    return out
+
+
+# --quant -> our quantizer: returns (codes, scale) or (codes, block scale, global scale)
+_QUANTIZERS = {
+    "fp8": Q.quantize_fp8_per_tensor,
+    "fp8-block": Q.quantize_fp8_block,
+    "nvfp4": Q.quantize_nvfp4,
+    "mxfp4": Q.quantize_mxfp4,
+    "mxfp8": Q.quantize_mxfp8,
+}
 
 
 def check_quant_shapes(shapes: LayerShapes, quant: str) -> None:
