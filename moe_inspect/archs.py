@@ -172,6 +172,7 @@ ROWS: tuple[ArchRow, ...] = (
         scaling=Rule(("routed_scaling_factor",)),
         grouped="never",
         topk_method=("topk_method",),
+        router_dtype=Rule(forced="float32"),  # vLLM v0.33 wheel: router_logits_dtype=float32
         schedule="all",
         notes=("DeepSeek-V4: the first num_hash_layers layers route by tid2eid[token_id] (hash routing); "
                "fused-routing kernels reject them",),

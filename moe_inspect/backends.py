@@ -43,6 +43,14 @@ SCHEMES: dict[str, str] = {
     "nvfp4": "NVFP4 weights × dynamic NVFP4 activations (kNvfp4Static × kNvfp4Dynamic)",
     "mxfp4": "MXFP4 weights × BF16 activations (kMxfp4Static × None)",
     "int4": "INT4 group-32 weights × BF16 activations (WNA16)",
+    # DeepSeek-V4 (expert_dtype fp4): DeepseekV4FP8Config.get_quant_method returns
+    # Mxfp4MoEMethod(activation_key=kMxfp8Dynamic), whose backend comes from
+    # select_deepseek_v4_mxfp4_moe_backend (not the gpt-oss MXFP4 chain); each backend
+    # quantizes activations its own way (vLLM v0.33 models/deepseek_v4/quant_config.py,
+    # fused_moe/oracle/mxfp4.py _backend_activation_key).
+    "fp4_mixed": "DeepSeek-V4 FP4 experts: MXFP4 weights (e2m1, E8M0 per 32) × per-backend activations "
+                 "(kMxfp4Static × kMxfp8Dynamic for TRT-LLM, × kFp8Dynamic128Sym for DeepGEMM, "
+                 "× BF16 for Marlin/Humming)",
 }
 
 # --quant spellings -> scheme
@@ -53,15 +61,23 @@ QUANT_ALIASES: dict[str, str] = {
     "mxfp8": "mxfp8", "nvfp4": "nvfp4", "mxfp4": "mxfp4",
     "bf16": "bf16", "unquantized": "bf16", "none": "bf16", "fp16": "bf16",
     "int4": "int4", "mxint4": "int4", "w4a16": "int4", "int4-g32": "int4",
+    "fp4-mixed": "fp4_mixed", "fp4_mixed": "fp4_mixed", "dsv4-fp4": "fp4_mixed", "mxfp4-dsv4": "fp4_mixed",
 }
 
 SCHEME_LABEL = {"bf16": "BF16", "fp8_block": "FP8 block", "fp8_per_tensor": "FP8 per-tensor", "mxfp8": "MXFP8",
-                "nvfp4": "NVFP4", "mxfp4": "MXFP4", "int4": "INT4"}
+                "nvfp4": "NVFP4", "mxfp4": "MXFP4", "int4": "INT4", "fp4_mixed": "MXFP4 (DeepSeek-V4)"}
 
 
 def scheme_from_quant(method: str | None, *, expert_format: str | None = None,
                       block_size: list[int] | None = None) -> str:
-    """QuantInfo (method / expert_format / block_size) -> scheme name; 'unknown:<x>' when unmapped."""
+    """QuantInfo (method / expert_format / block_size) -> scheme name; 'unknown:<x>' when unmapped.
+
+    detect's ``fp4_mixed`` (DeepSeek-V4: FP8-block config, FP4 routed experts) maps to its own
+    scheme before the expert format is looked at: vLLM runs those experts through the
+    DeepSeek-V4 MXFP4 oracle, not the gpt-oss one.
+    """
+    if method and method.strip().lower().replace("-", "_") == "fp4_mixed":
+        return "fp4_mixed"
     for cand in (expert_format, method):
         if not cand:
             continue
@@ -190,6 +206,7 @@ class Backend:
 _TRT_ACT_FP8 = frozenset({"silu", "swigluoai", "relu2"})
 _TRT_ACT_NVFP4 = frozenset({"silu", "swigluoai", "relu2", "gelu"})
 _TRT_ACT_BF16 = frozenset({"silu", "relu2"})
+_TRT_ACT_MXFP4 = frozenset({"silu", "swigluoai"})
 _LOGITS_BF16_FP32 = frozenset({"bfloat16", "float32"})
 _TRTLLM = "flashinfer_trtllm"
 
@@ -229,15 +246,18 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("trtllm_nvfp4_mod", "TRT-LLM NVFP4 modular", "TrtLlmNvFp4ExpertsModular", "modular", _TRTLLM, True,
             "flashinfer_trtllm", SM100_FAMILY, (("nvfp4", None),),
             _V + "fused_moe/experts/trtllm_nvfp4_moe.py (trtllm_fp4_block_scale_routed_moe)", _TRT_ACT_NVFP4),
-    # ---- MXFP4 (gpt-oss) ----
+    # ---- MXFP4 (gpt-oss; DeepSeek-V4 FP4 experts with MXFP8 activations) ----
+    # _supports_activation: SWIGLUOAI or SILU (SITU too when FlashInfer has it); SILU takes the
+    # swiglu_limit clamp as gemm1_clamp_limit. Quant: kMxfp4Static × {None, kMxfp8Dynamic}.
     Backend("trtllm_mxfp4_mono", "TRT-LLM MXFP4 monolithic", "TrtLlmMxfp4ExpertsMonolithic", "monolithic",
-            _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp4", None),),
-            _V + "fused_moe/experts/trtllm_mxfp4_moe.py", frozenset({"swigluoai"}), _NO_A2A, False, _MXFP4_METHODS,
+            _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp4", None), ("fp4_mixed", None)),
+            _V + "fused_moe/experts/trtllm_mxfp4_moe.py", _TRT_ACT_MXFP4, _NO_A2A, False, _MXFP4_METHODS,
             routing_tiers=True, llama4_input_weights=True,
             note="router logits are cast to bf16 inside the wrapper (any dtype accepted)"),
     Backend("trtllm_mxfp4_mod", "TRT-LLM MXFP4 modular", "TrtLlmMxfp4ExpertsModular", "modular", _TRTLLM, True,
-            "flashinfer_trtllm", SM100_FAMILY, (("mxfp4", None),), _V + "fused_moe/experts/trtllm_mxfp4_moe.py",
-            frozenset({"swigluoai"})),
+            "flashinfer_trtllm", SM100_FAMILY, (("mxfp4", None), ("fp4_mixed", None)),
+            _V + "fused_moe/experts/trtllm_mxfp4_moe.py (trtllm_fp4_block_scale_routed_moe)", _TRT_ACT_MXFP4,
+            note="DeepSeek-V4: the FLASHINFER_TRTLLM_MXFP4_MXFP8 variant (dynamic MXFP8 activations)"),
     # ---- MXINT4 (WNA16) ----
     Backend("trtllm_mxint4_mono", "TRT-LLM MXINT4 monolithic", "TrtLlmMxint4ExpertsMonolithic", "monolithic",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("int4", None),),
@@ -261,20 +281,30 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("flashinfer_cutlass", "FlashInfer CUTLASS", "FlashInferExperts", "modular", "flashinfer_cutlass", True,
             "flashinfer_cutlass", ALL_ARCHS,
             (("bf16", ALL_ARCHS), ("fp8_per_tensor", ALL_ARCHS), ("fp8_block", frozenset({90})),
-             ("mxfp4", frozenset({90})), ("nvfp4", frozenset({100, 103, 120, 121}))),
+             ("mxfp4", ALL_ARCHS), ("fp4_mixed", ALL_ARCHS), ("nvfp4", frozenset({100, 103, 120, 121}))),
             _V + "fused_moe/experts/flashinfer_cutlass_moe.py (flashinfer_cutlass_fused_moe)",
-            frozenset({"silu", "relu2", "swigluoai"})),
+            frozenset({"silu", "relu2", "swigluoai"}),
+            note="MXFP4 weights: × BF16 activations on sm90 only, × dynamic MXFP8 on sm100 and newer "
+                 "(_supports_quant_scheme); not in the DeepSeek-V4 auto list (force with --moe-backend)"),
     Backend("flashinfer_cutedsl", "FlashInfer CuTe-DSL NVFP4", "FlashInferCuteDSLExperts", "modular",
             "flashinfer_cutedsl", True, "flashinfer_cutedsl", SM100_FAMILY, (("nvfp4", None),),
             _V + "fused_moe/experts/flashinfer_cutedsl_moe.py, oracle/nvfp4.py", frozenset({"silu"})),
     Backend("flashinfer_b12x", "FlashInfer B12x", "FlashInferB12xExperts", "modular", "flashinfer_b12x", True,
-            "flashinfer_b12x", SM12X, (("nvfp4", None), ("mxfp4", None)),
+            "flashinfer_b12x", SM12X, (("nvfp4", None),),
             _V + "fused_moe/experts/flashinfer_b12x_moe.py, oracle/nvfp4.py",
-            note="excluded from auto selection (oracle/nvfp4.py): opt in with --moe-backend flashinfer_b12x"),
+            note="NVFP4 only (kNvfp4Static × {kNvfp4Dynamic, None}); excluded from auto selection "
+                 "(oracle/nvfp4.py): opt in with --moe-backend flashinfer_b12x. MXFP4's '--moe-backend b12x' "
+                 "is a different class (fused_moe/b12x.py, the separate b12x package), not modelled"),
     # ---- non-FlashInfer fallbacks (by name and arch) ----
     Backend("deep_gemm", "DeepGEMM", "TritonOrDeepGemmExperts", "modular", "deep_gemm", False, "deep_gemm",
             frozenset({90, 100, 103}), (("fp8_block", None),),
             _V + "fused_moe/oracle/fp8.py, experts/triton_deep_gemm_moe.py", frozenset({"silu"})),
+    Backend("deep_gemm_mxfp4", "DeepGEMM MXFP4×FP8", "DeepGemmFP4Experts", "modular", "deep_gemm", False,
+            "deep_gemm", frozenset({100, 103, 120, 121}), (("fp4_mixed", None),),
+            _V + "fused_moe/experts/deep_gemm_moe.py (DeepGemmFP4Experts), oracle/mxfp4.py DEEPGEMM_MXFP4",
+            frozenset({"silu", "swiglustep", "situ"}),
+            note="m_grouped_fp8_fp4_gemm: kMxfp4Static × kFp8Dynamic128Sym; needs DeepGEMM (vendored in the "
+                 "vLLM wheel) and VLLM_USE_DEEP_GEMM=1 (default)"),
     Backend("vllm_cutlass", "vLLM CUTLASS", "TritonOrCutlassExperts / CutlassExpertsFp4", "modular",
             "vllm_cutlass", False, "cutlass", ALL_ARCHS,
             (("fp8_per_tensor", ALL_ARCHS), ("fp8_block", frozenset({90, 100, 103})),
@@ -287,11 +317,15 @@ BACKENDS: tuple[Backend, ...] = (
             _V + "fused_moe/oracle/{unquantized,fp8,mxfp4}.py, experts/triton_moe.py",
             note="MXFP4 uses triton_kernels (OAI) only for 9.0 <= capability < 11.0"),
     Backend("marlin", "Marlin", "MarlinExperts", "modular", "marlin", False, "marlin", ALL_ARCHS,
-            (("fp8_block", None), ("fp8_per_tensor", None), ("nvfp4", None), ("mxfp4", None), ("int4", None)),
+            (("fp8_block", None), ("fp8_per_tensor", None), ("nvfp4", None), ("mxfp4", None), ("int4", None),
+             ("fp4_mixed", None)),
             _V + "fused_moe/oracle/{fp8,nvfp4,mxfp4,int_wna16}.py, experts/marlin_moe.py",
             frozenset({"silu", "swigluoai"}), note="weight-only: dequantizes to BF16 inside the GEMM"),
     Backend("humming", "Humming", "HummingGroupedExperts", "modular", "humming", False, "humming", ALL_ARCHS,
-            (("nvfp4", None), ("int4", None)), _V + "fused_moe/oracle/{nvfp4,int_wna16}.py"),
+            (("nvfp4", None), ("int4", None), ("fp4_mixed", None)),
+            _V + "fused_moe/oracle/{nvfp4,int_wna16,mxfp4}.py, experts/fused_humming_moe.py",
+            note="needs the humming package (a vLLM v0.33 dependency); DeepSeek-V4's MXFP8 activations run as "
+                 "block FP8 on sm90 (oracle/mxfp4.py _humming_input_schema)"),
     Backend("emulation", "Emulation (dequantize + Triton)", "Nvfp4/Int4 emulation experts", "modular",
             "emulation", False, "emulation", ALL_ARCHS, (("nvfp4", None), ("int4", None)),
             _V + "fused_moe/oracle/{nvfp4,int_wna16}.py", note="last resort: BF16 GEMMs on dequantized weights"),
@@ -337,6 +371,17 @@ AUTO_ORDER: tuple[AutoOrder, ...] = (
               ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "triton", "flashinfer_cutlass", "marlin"),
               _V + "oracle/mxfp4.py: FLASHINFER_TRTLLM_MXFP4_BF16, CK, TRITON, FLASHINFER_CUTLASS_MXFP4_BF16, "
                    "TRITON_UNFUSED, MARLIN"),
+    # DeepSeek-V4 FP4 experts: select_deepseek_v4_mxfp4_moe_backend -> _get_priority_backends():
+    # FLASHINFER_TRTLLM_MXFP4_MXFP8 (monolithic, then modular), DEEPGEMM_MXFP4, MARLIN, BATCHED_MARLIN,
+    # HUMMING, with prioritize_humming() moving HUMMING ahead of MARLIN on sm90 only.
+    AutoOrder("fp4_mixed", frozenset({90}), None,
+              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4", "humming", "marlin"),
+              _V + "oracle/mxfp4.py select_deepseek_v4_mxfp4_moe_backend: FLASHINFER_TRTLLM_MXFP4_MXFP8, "
+                   "DEEPGEMM_MXFP4, HUMMING, MARLIN (Humming ahead of Marlin on sm90)"),
+    AutoOrder("fp4_mixed", None, None,
+              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4", "marlin", "humming"),
+              _V + "oracle/mxfp4.py select_deepseek_v4_mxfp4_moe_backend: FLASHINFER_TRTLLM_MXFP4_MXFP8, "
+                   "DEEPGEMM_MXFP4, MARLIN, BATCHED_MARLIN, HUMMING"),
     AutoOrder("bf16", frozenset({90}), None,
               ("triton", "trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass"),
               _V + "oracle/unquantized.py: on Hopper FlashInfer moves behind Triton"),
@@ -443,6 +488,7 @@ class RoutingContext:
     apply_router_weight_on_input: bool = False  # Llama-4
     pattern: str = ""  # "softmax + correction bias" — for reasons
     parallel: str = "tp"
+    swiglu_limit: float | None = None  # SwiGLU clamp (DeepSeek-V4: 10.0); vLLM v0.33 passes it as gemm1_clamp_limit
 
 
 @dataclass
@@ -496,8 +542,12 @@ def _gate_parallel(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
 
 def _gate_hash(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
     if ctx.num_hash_layers and not b.hash_routing:
-        return (f"{ctx.num_hash_layers} hash-routed layer(s) (experts = tid2eid[token]) cannot be routed "
-                "by the fused in-kernel router")
+        reason = (f"{ctx.num_hash_layers} hash-routed layer(s) (experts = tid2eid[token]) cannot be routed "
+                  "by the fused in-kernel router")
+        allowed = b.allowed_methods(ctx.scheme)
+        if allowed is not None and ctx.method not in allowed:  # vLLM checks per layer: the rest fail next
+            reason += f"; the other layers fail the routing-method gate ({ctx.method} is not in its allow-list)"
+        return reason
     return None
 
 
@@ -596,10 +646,20 @@ def evaluate(b: Backend, ctx: RoutingContext, arch: int) -> Verdict:
     return Verdict(b, arch, True, None, None)
 
 
+# schemes whose expert weights a unified-API config taking the listed weight formats can hold
+# (DeepSeek-V4's FP4 experts are MXFP4 weights; the activation format is the config's choice)
+_UNIFIED_WEIGHT_MATCH: dict[str, tuple[str, ...]] = {"fp4_mixed": ("mxfp4", "mxfp4×mxfp8", "mxfp4×mxfp4")}
+
+
+def unified_takes(cfg: UnifiedConfig, scheme: str) -> bool:
+    """Whether FlashInfer unified-API config ``cfg`` takes expert weights of ``scheme``."""
+    return scheme in cfg.schemes or any(s in cfg.schemes for s in _UNIFIED_WEIGHT_MATCH.get(scheme, ()))
+
+
 def evaluate_unified(cfg: UnifiedConfig, scheme: str, arch: int) -> tuple[bool, str | None]:
     if arch not in cfg.archs:
         return False, f"{cfg.name}.supported({arch}) is False (True for {', '.join(str(a) for a in sorted(cfg.archs))})"
-    if scheme not in cfg.schemes:
+    if not unified_takes(cfg, scheme):
         return False, f"{cfg.name} takes {', '.join(SCHEME_LABEL.get(s, s) for s in cfg.schemes)}"
     return True, None
 

@@ -113,6 +113,7 @@ class CheckReport:
             "quantization": {"scheme": c.scheme, "label": B.SCHEME_LABEL.get(c.scheme, c.scheme),
                              "source": self.scheme_source, "checkpoint_method": d.quantization.method},
             "activation": c.activation,
+            "swiglu_limit": c.swiglu_limit,
             "parallel": c.parallel,
             "require": self.require,
             "backend_filter": self.backend_filter,
@@ -134,7 +135,7 @@ def parse_quant(name: str) -> str:
         close = difflib.get_close_matches(key, list(B.QUANT_ALIASES), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else None
         raise BadInputError(
-            f"--quant {name}: unknown quantization (choices: fp8-block, fp8, nvfp4, mxfp4, mxfp8, bf16, int4)", hint=hint)
+            f"--quant {name}: unknown quantization (choices: fp8-block, fp8, nvfp4, mxfp4, mxfp8, bf16, int4, fp4-mixed)", hint=hint)
     return s
 
 
@@ -225,6 +226,7 @@ def context_for(desc: ModelDescription, scheme: str | None = None, parallel: str
         apply_router_weight_on_input=(m.custom_routing == "llama4" or r.method == "Llama4"),
         pattern=_pattern(desc),
         parallel=parallel,
+        swiglu_limit=m.swiglu_limit,
     )
 
 
@@ -300,7 +302,7 @@ def check(
         fi = any(v.supported and v.backend.flashinfer for v in pv)
         anyok = any(v.supported for v in pv)
         unified = [(c, *B.evaluate_unified(c, ctx.scheme, tgt.arch)) for c in B.UNIFIED_CONFIGS
-                   if show_all or ctx.scheme in c.schemes]
+                   if show_all or B.unified_takes(c, ctx.scheme)]
         results.append(TargetResult(
             target=tgt, verdicts=[cache[b.key] for b in shown], auto_choice=choice, auto_trace=trace,
             auto_source=order.source if order else None, fused_routing=fused, flashinfer=fi, any=anyok,

@@ -255,7 +255,9 @@ def _make_fp4_mixed(info: QuantInfo) -> None:
     info.expert_format = "mxfp4"
     info.group_size = 32
     info.vllm_weight_key = K_MXFP4_W
-    info.vllm_activation_key = None  # bf16 by default; MXFP8 on backends that quantize inputs
+    # vLLM v0.33 models/deepseek_v4/quant_config.py: Mxfp4MoEMethod(..., activation_key=kMxfp8Dynamic);
+    # the backend may still run the inputs otherwise (DeepGEMM: FP8 1x128, Marlin/Humming: BF16)
+    info.vllm_activation_key = "kMxfp8Dynamic"
     if info.weight_dtype is None:
         info.weight_dtype = "fp8_e4m3"
 

@@ -171,3 +171,34 @@ def test_nvidia_smi_parsing_without_torch():
 def test_detect_local_gpu_absent(monkeypatch):
     monkeypatch.setattr(gpus.shutil, "which", lambda name: None)
     assert gpus.detect_local_gpu() is None
+
+
+# ---- DeepSeek-V4 FP4 experts (vLLM v0.33 oracle/mxfp4.py select_deepseek_v4_mxfp4_moe_backend) ----
+def test_detect_fp4_mixed_maps_to_the_deepseek_v4_scheme_not_gpt_oss_mxfp4():
+    assert B.scheme_from_quant("fp4_mixed", expert_format="mxfp4", block_size=[128, 128]) == "fp4_mixed"
+    assert B.QUANT_ALIASES["fp4-mixed"] == "fp4_mixed"
+
+
+def test_trtllm_mxfp4_takes_silu_with_clamp_in_v033():
+    # TrtLlmMxfp4ExpertsBase._supports_activation: SWIGLUOAI or SILU (swiglu_limit -> gemm1_clamp_limit)
+    v4 = ctx(method="DeepseekV4", scheme="fp4_mixed", top_k=6, activation="silu", swiglu_limit=10.0)
+    assert B.evaluate(row("trtllm_mxfp4_mod"), v4, 100).supported
+    mono = B.evaluate(row("trtllm_mxfp4_mono"), v4, 103)
+    assert mono.gate == "routing_method" and "DeepseekV4" in mono.reason
+
+
+def test_deepseek_v4_auto_order_puts_humming_ahead_of_marlin_only_on_hopper():
+    h = B.auto_order("fp4_mixed", 90).order
+    b = B.auto_order("fp4_mixed", 100).order
+    assert h[:3] == b[:3] == ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4")
+    assert h.index("humming") < h.index("marlin") and b.index("marlin") < b.index("humming")
+
+
+def test_deepgemm_fp4_runs_on_blackwell_families_only():
+    v4 = ctx(method="DeepseekV4", scheme="fp4_mixed", top_k=6)
+    assert [a for a in sorted(B.ALL_ARCHS) if B.evaluate(row("deep_gemm_mxfp4"), v4, a).supported] == [100, 103, 120, 121]
+
+
+def test_flashinfer_b12x_is_nvfp4_only():
+    v = B.evaluate(row("flashinfer_b12x"), ctx(scheme="mxfp4", method="RenormalizeNaive", activation="swigluoai"), 120)
+    assert v.gate == "quant" and "NVFP4" in v.reason

@@ -172,3 +172,52 @@ def test_docs_support_matrix_is_current():
     r = subprocess.run([sys.executable, "scripts/gen_support_matrix.py", "--check"], cwd=root, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr + "\n(regenerate with: python scripts/gen_support_matrix.py)"
+
+
+# ---- DeepSeek-V4 FP4 experts: what vLLM v0.33 runs (models/deepseek_v4/quant_config.py ->
+# Mxfp4MoEMethod -> oracle/mxfp4.py select_deepseek_v4_mxfp4_moe_backend) ----
+V4 = dict(E=256, k=6, scoring="sqrtsoftplus", bias=True, quant="fp4_mixed", hash_layers=3)
+
+
+def test_deepseek_v4_b200_b300_run_trtllm_mxfp4_modular_after_monolithic_is_rejected():
+    rep = C.check(desc("DeepseekV4", **V4), T("B200", "B300"), require="flashinfer")
+    assert rep.ctx.scheme == "fp4_mixed" and rep.requirement_met is True
+    for t in rep.targets:
+        mono = next(v for v in t.verdicts if v.backend.key == "trtllm_mxfp4_mono")
+        assert mono.gate == "hash_routing" and "DeepseekV4" in mono.reason  # both reasons named
+        assert t.auto_choice.backend.key == "trtllm_mxfp4_mod"
+        assert [v.backend.key for v in t.auto_trace] == ["trtllm_mxfp4_mono"]
+        assert not t.fused_routing and t.flashinfer
+    assert C.check(desc("DeepseekV4", **V4), T("B200"), require="fused-routing").requirement_met is False
+
+
+def test_deepseek_v4_without_hash_layers_still_fails_the_routing_method_gate():
+    d = desc("DeepseekV4", **{**V4, "hash_layers": 0})
+    v = verdict(C.check(d, T("B200")), "B200", "TRT-LLM MXFP4 monolithic")
+    assert v.gate == "routing_method" and "DeepseekV4" in v.reason
+
+
+def test_deepseek_v4_h100_auto_is_humming_and_flashinfer_only_when_forced():
+    rep = C.check(desc("DeepseekV4", **V4), T("H100"))
+    t = rep.targets[0]
+    assert t.auto_choice.backend.key == "humming"
+    assert [v.backend.key for v in t.auto_trace] == ["trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4"]
+    assert verdict(rep, "H100", "Marlin").supported
+    assert verdict(rep, "H100", "FlashInfer CUTLASS").supported  # MXFP4 × BF16, --moe-backend flashinfer_cutlass
+    assert t.flashinfer and not t.fused_routing
+
+
+def test_deepseek_v4_sm120_auto_is_deepgemm_fp4():
+    t = C.check(desc("DeepseekV4", **V4), T("RTX PRO 6000")).targets[0]
+    assert t.auto_choice.backend.key == "deep_gemm_mxfp4"
+
+
+def test_e2e_deepseek_v4_flash_catalog_verdicts():
+    rep = C.check(_catalog_desc("deepseek-ai/DeepSeek-V4-Flash"), T("B200", "H100"))
+    assert rep.ctx.scheme == "fp4_mixed" and rep.ctx.swiglu_limit == 10.0
+    b200, h100 = rep.targets
+    assert b200.auto_choice.backend.name == "TRT-LLM MXFP4 modular"
+    assert h100.auto_choice.backend.name == "Humming"
+    d = rep.to_dict()
+    assert d["quantization"]["label"] == "MXFP4 (DeepSeek-V4)" and d["swiglu_limit"] == 10.0
+    assert "TrtllmFp4Config" in {u["config"] for u in d["targets"][0]["flashinfer_unified_api"]}

@@ -201,3 +201,12 @@ def test_hub_404_without_catalog_is_exit_2(hub):
     r = CliRunner().invoke(app, ["detect", "nobody/nothing", "--no-catalog"])
     assert r.exit_code == 2
     assert r.stderr.startswith("error:") and r.stderr.count("\n") == 1
+
+
+def test_deepseek_v4_matches_vllm_033_wheel_facts():
+    """vLLM 0.33.0 (wheel): V4 experts are Mxfp4MoEMethod(activation_key=kMxfp8Dynamic), router logits fp32."""
+    d = describe_files(catalog.lookup("deepseek-ai/DeepSeek-V4-Flash"))
+    assert d.quantization.method == "fp4_mixed"
+    assert (d.quantization.vllm_weight_key, d.quantization.vllm_activation_key) == ("kMxfp4Static", "kMxfp8Dynamic")
+    assert d.moe.router_dtype == "float32"
+    assert d.moe.num_hash_layers == 3
