@@ -18,11 +18,15 @@ prepare.py):
   an FP32 global scale are not all BF16-representable); the cuTile paths take our tensors as is.
 * TRT-LLM runners accept ``FromLogits`` (in-kernel routing by ``RoutingConfig.method``) as well
   as the precomputed modes; MXFP4 FromLogits needs bfloat16 logits.
+* ``SwiGLU(alpha, beta, limit)`` (gpt-oss: 1.702, 1.0, swiglu_limit) reaches the cuTile kernels and
+  the TRT-LLM BF16 / FP8-block / FP4 runners (through the prepared view); TRT-LLM FP8 per-tensor
+  takes only the default. No cuTile or TRT-LLM unified-API runner takes expert GEMM biases
+  (``TrtllmFp4RoutedRunner`` launches with ``gemm1_bias=None``), so gpt-oss checkpoints are refused.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -91,6 +95,38 @@ PATHS: tuple[KernelPath, ...] = (
     KernelPath("mxfp8", True, "trtllm", _TRTLLM, "TrtllmFp8BlockConfig", "MXFP8", "MXFP8", "trtllm_fp8_block",
                _M_FP8_BLOCK, source=f"{_FI}; {_VLLM_MONO}"),
 )
+
+@dataclass(frozen=True)
+class EpilogueSupport:
+    """What one backend config does with the gated activation's scalars and the expert GEMM biases."""
+
+    config_class: str
+    swiglu_params: bool  # a non-default SwiGLU(alpha, beta, limit) reaches the kernel
+    gemm_bias: bool  # expert GEMM1/GEMM2 biases reach the kernel
+    source: str
+
+
+_EPI_CUTILE = (f"{_FI}: cuTile prepare_* take activation.type; fused_moe/cutile/activation.py "
+               "_activation_kernel_args lowers SwiGLU alpha/beta/limit; the cuTile GEMMs have no bias operand")
+_EPI_TRT = ("flashinfer-python 0.7.2.post1 fused_moe/prepare.py _activation_param_view (gemm1_alpha/beta/clamp_limit "
+            "in the prepared view); runners.py {runner} launches without gemm1_bias/gemm2_bias")
+#: Per backend config: SwiGLU scalars and expert biases (only PrimsTsRunner, not run here, reads GEMM biases).
+EPILOGUES: dict[str, EpilogueSupport] = {
+    e.config_class: e
+    for e in (
+        *(EpilogueSupport(c, True, False, _EPI_CUTILE) for c in (
+            "CuTileBf16Config", "CuTileFp8PerTensorBf16Config", "CuTileFp8PerTensorConfig", "CuTileNvfp4Bf16Config",
+            "CuTileNvfp4Config", "CuTileMxfp4Bf16Config", "CuTileMxfp4Config", "CuTileMxfp8Bf16Config",
+            "CuTileMxfp8Config")),
+        EpilogueSupport("TrtllmBf16Config", True, False, _EPI_TRT.format(runner="TrtllmBf16RoutedRunner")),
+        EpilogueSupport("TrtllmFp8BlockConfig", True, False, _EPI_TRT.format(runner="TrtllmFp8BlockRunner")),
+        EpilogueSupport("TrtllmFp4Config", True, False,
+                        _EPI_TRT.format(runner="TrtllmFp4RoutedRunner (gemm1_bias=None, gemm2_bias=None)")),
+        EpilogueSupport("TrtllmFp8PerTensorConfig", False, False,
+                        "flashinfer-python 0.7.2.post1 fused_moe/runners.py TrtllmFp8PerTensorRunner."
+                        "_check_activation_parameters: cannot represent non-default SwiGLU scalars"),
+    )
+}
 
 BACKENDS = ("auto", "cutile", "trtllm")
 
@@ -185,6 +221,34 @@ def check_kernel_shapes(path: KernelPath, shapes, mode: str) -> None:
                 raise UnsupportedError(f"{m} in-kernel routing takes E <= {me} and k <= {mk}; got E={e}, k={k}")
 
 
+def check_layer_support(path: KernelPath, shapes) -> None:
+    """The layer's activation and expert biases against what ``path`` takes -> one-line UnsupportedError."""
+    from .reference import gated_activation
+
+    act, limit = gated_activation(shapes)
+    epi = EPILOGUES[path.config_class]
+    if getattr(shapes, "expert_bias", False) and not epi.gemm_bias:
+        raise UnsupportedError(
+            f"expert GEMM biases (gate_up_proj_bias/down_proj_bias): {path.config_class} takes none in FlashInfer "
+            "0.7.2.post1 (no cuTile or TRT-LLM unified-API runner passes gemm1_bias/gemm2_bias), so this layer "
+            "cannot run; --weights random runs its shapes without biases")
+    if act.name != "silu" and not epi.swiglu_params:
+        raise UnsupportedError(
+            f"activation {act.name} = SwiGLU(alpha={act.alpha}, beta={act.beta}, limit={limit}): {path.config_class} "
+            "only runs the default SwiGLU (FlashInfer 0.7.2.post1 TrtllmFp8PerTensorRunner); try --quant fp8-block, "
+            "nvfp4, mxfp4 or bf16")
+
+
+def activation_config(fi, shapes):
+    """FlashInfer's typed activation for the layer: ``SwiGLU()``, or gpt-oss's SwiGLU(1.702, 1.0, limit)."""
+    from .reference import gated_activation
+
+    act, limit = gated_activation(shapes)
+    if act.name == "silu":
+        return fi.SwiGLU()
+    return fi.SwiGLU(alpha=act.alpha, beta=act.beta, limit=limit)
+
+
 def fused_topk_deepseek_ok(shapes, arch: int) -> bool:
     """Whether FlashInfer's ``fused_topk_deepseek`` can route this layer on ``arch`` (its docstring)."""
     if shapes.routing_method != "DeepSeekV3" or arch not in (89, 90, 100, 103, 120, 121):
@@ -221,8 +285,8 @@ def flashinfer_namespace() -> SimpleNamespace:
 
 def build_config(fi, path: KernelPath, shapes, *, tune_max_num_tokens: int = 8192):
     """The MoEConfig for ``path`` (one backend candidate, so MoELayer runs exactly that path)."""
-    if shapes.activation != "silu":
-        raise UnsupportedError(f"activation {shapes.activation!r}: run-layer implements SwiGLU (silu) layers only")
+    check_layer_support(path, shapes)
+    activation = activation_config(fi, shapes)
     routing = fi.RoutingConfig(
         num_experts=shapes.num_experts,
         top_k=shapes.top_k,
@@ -238,7 +302,7 @@ def build_config(fi, path: KernelPath, shapes, *, tune_max_num_tokens: int = 819
         routing=routing,
         quant=quant,
         experts=fi.ExpertConfig(intermediate_size=shapes.intermediate_size),
-        activation=fi.SwiGLU(),
+        activation=activation,
         backend=fi.BackendOptions(candidates=(backend_cfg,)),
         execution=fi.ExecutionConfig(tune_max_num_tokens=tune_max_num_tokens),
     )
@@ -250,8 +314,12 @@ def prepare_weight_view(fi, path: KernelPath, weights, *, device, config=None,
     s = weights.shapes
     geo = dict(num_local_experts=s.num_experts, hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
                device=device)
+    if s.activation != "silu":  # TRT-LLM views carry the SwiGLU scalars (gemm1_alpha/beta/clamp_limit)
+        geo["activation"] = activation_config(fi, s)
     cls = getattr(fi, path.config_class)
     t = weights.tensors
+    if "w1_bias" in t and not EPILOGUES[path.config_class].gemm_bias:  # biases read without the header probe
+        check_layer_support(path, replace(s, expert_bias=True))
     if path.backend == "cutile":
         if weights.quant != path.quant:
             raise UnsupportedError(f"weights are {weights.quant} but the path is {path.quant}")

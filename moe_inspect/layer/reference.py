@@ -1,10 +1,15 @@
 """The float32 torch reference of one MoE layer, and how far a kernel output is from it.
 
 Same routing (the ids and weights the kernel consumed), the same weights dequantized exactly to
-float32, SwiGLU in FlashInfer's canonical ``[up, gate]`` convention:
+float32, the gated activation in FlashInfer's canonical ``[up, gate]`` convention:
 
-    h = x · w1ᵀ  ->  up = h[:, :I], gate = h[:, I:],  a = silu(gate) · up,  y = a · w2ᵀ
+    h = x · w1ᵀ (+ b1)  ->  up = h[:, :I], gate = h[:, I:],  a = act(gate, up),  y = a · w2ᵀ (+ b2)
     out = Σ_k weight_k · y_{expert_k}   (+ the shared expert(s), unweighted)
+
+with act = silu(gate) · up for SwiGLU, and for gpt-oss's "swigluoai" (``ACTIVATIONS``):
+gate ≤ limit, −limit ≤ up ≤ limit, act = gate · σ(1.702 · gate) · (up + 1) — FlashInfer's
+``SwiGLU(alpha=1.702, beta=1.0, limit)``. The down-projection bias is inside the routing weight,
+as in transformers' GptOssExperts.
 
 Experts are dequantized one at a time, only those a token picked, so a DeepSeek-V3-sized layer
 never needs its full float32 copy.
@@ -17,13 +22,64 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from .weights import LayerWeights
+from ..errors import UnsupportedError
+from .weights import LayerShapes, LayerWeights
+
+
+@dataclass(frozen=True)
+class GatedActivation:
+    """act(gate, up) = gate · σ(alpha · gate) · (up + beta), gate/up clamped to ``limit`` when ``clamped``."""
+
+    name: str  # LayerShapes.activation / MoESpec.activation
+    alpha: float
+    beta: float
+    clamped: bool  # needs the model's swiglu_limit
+    source: str
+
+
+#: Gated activations run-layer computes; each is one FlashInfer 0.7.2.post1 ``SwiGLU(alpha, beta, limit)``.
+ACTIVATIONS: dict[str, GatedActivation] = {
+    a.name: a
+    for a in (
+        GatedActivation("silu", 1.0, 0.0, False, "FlashInfer 0.7.2.post1 fused_moe/api.py SwiGLU() defaults "
+                        "(tllm_enums DEFAULT_SWIGLU_ALPHA 1, BETA 0, LIMIT float32 max)"),
+        GatedActivation("swigluoai", 1.702, 1.0, True, "transformers 5.24 GptOssExperts._apply_gate and "
+                        "GptOssConfig.swiglu_alpha=1.702; FlashInfer SwiGLU docstring (linear branch clamped to "
+                        "[-limit, limit], gate to (-inf, limit], gate·σ(alpha·gate)·(linear + beta))"),
+    )
+}
+
+
+def gated_activation(shapes: LayerShapes) -> tuple[GatedActivation, float | None]:
+    """(activation, clamp limit) of the layer; UnsupportedError for one run-layer does not compute."""
+    a = ACTIVATIONS.get(shapes.activation)
+    if a is None:
+        raise UnsupportedError(f"activation {shapes.activation!r}: run-layer implements SwiGLU layers only "
+                               f"({', '.join(ACTIVATIONS)})")
+    if not a.clamped:
+        return a, None
+    if shapes.swiglu_limit is None or not shapes.swiglu_limit > 0:
+        raise UnsupportedError(f"activation {a.name!r} without a positive swiglu_limit (config.json swiglu_limit): "
+                               f"cannot build SwiGLU(alpha={a.alpha}, beta={a.beta}, limit=?)")
+    return a, float(shapes.swiglu_limit)
 
 
 def swiglu_up_gate(h: torch.Tensor) -> torch.Tensor:
     """FlashInfer SwiGLU on canonical GEMM1 output [T, 2I] = [up | gate]: silu(gate) · up."""
     i = h.shape[-1] // 2
     return F.silu(h[..., i:]) * h[..., :i]
+
+
+def gated_up_gate(h: torch.Tensor, act: GatedActivation, limit: float | None) -> torch.Tensor:
+    """``act`` on canonical GEMM1 output [T, 2I] = [up | gate] (float32)."""
+    if act.name == "silu":
+        return swiglu_up_gate(h)
+    i = h.shape[-1] // 2
+    up, gate = h[..., :i], h[..., i:]
+    if limit is not None:
+        gate = gate.clamp(max=limit)
+        up = up.clamp(min=-limit, max=limit)
+    return gate * torch.sigmoid(act.alpha * gate) * (up + act.beta)
 
 
 def shared_expert_forward(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
@@ -35,6 +91,7 @@ def shared_expert_forward(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -
 def reference_moe(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.Tensor,
                   weights: LayerWeights, *, include_shared: bool = True) -> torch.Tensor:
     """float32 [T, H] output of the layer for routed tokens ``x`` [T, H]."""
+    act, limit = gated_activation(weights.shapes)
     xf = x.float()
     out = torch.zeros_like(xf)
     ids = topk_ids.long()
@@ -42,7 +99,11 @@ def reference_moe(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.T
     for e in torch.unique(ids).tolist():
         tok, slot = (ids == e).nonzero(as_tuple=True)
         w1, w2 = weights.dequant_expert(int(e))
-        y = swiglu_up_gate(xf[tok] @ w1.t()) @ w2.t()
+        b1, b2 = weights.expert_bias(int(e))
+        h = xf[tok] @ w1.t()
+        y = gated_up_gate(h + b1 if b1 is not None else h, act, limit) @ w2.t()
+        if b2 is not None:
+            y = y + b2
         out.index_add_(0, tok, y * wts[tok, slot].unsqueeze(-1))
     if include_shared and weights.shared_w1 is not None:
         out += shared_expert_forward(xf, weights.shared_w1, weights.shared_w2)

@@ -132,13 +132,14 @@ def shapes_from_description(desc, layer: int | None):
     top_k = s.per_layer.get("top_k", {}).get(layer, s.top_k) if layer is not None else s.top_k
     inter = s.per_layer.get("moe_intermediate_size", {}).get(layer, s.moe_intermediate_size) if layer is not None \
         else s.moe_intermediate_size
+    limit = s.per_layer.get("swiglu_limit", {}).get(layer, s.swiglu_limit) if layer is not None else s.swiglu_limit
     return LayerShapes(
         num_experts=s.num_experts, top_k=top_k, hidden_size=s.hidden_size, intermediate_size=inter,
         routing_method=method, n_group=s.n_group, topk_group=s.topk_group,
         routed_scaling_factor=s.routed_scaling_factor, has_bias=s.has_correction_bias,
         norm_topk_prob=s.renormalize, num_shared_experts=s.num_shared_experts,
         shared_intermediate_size=s.shared_expert_intermediate_size, activation=s.activation,
-        router_dtype=s.router_dtype or "float32",
+        router_dtype=s.router_dtype or "float32", swiglu_limit=limit, linear_router_bias=s.linear_router_bias,
     )
 
 
@@ -200,11 +201,12 @@ def check_options(opts: RunLayerOptions) -> None:
 
 def plan(opts: RunLayerOptions, shapes, arch: int):
     """(KernelPath, routing mode) for ``arch``, or a one-line UnsupportedError."""
-    from .kernels import check_kernel_shapes, routing_mode, select_path
+    from .kernels import check_kernel_shapes, check_layer_support, routing_mode, select_path
     from .weights import check_quant_shapes
 
     qa = None if opts.act is None else opts.act == "quant"
     path = select_path(opts.quant, arch, backend=opts.backend, quantized_activations=qa)
+    check_layer_support(path, shapes)
     mode = routing_mode(path, shapes.routing_method, force_precomputed=opts.precomputed_routing)
     check_quant_shapes(shapes, opts.quant)
     check_kernel_shapes(path, shapes, mode)
@@ -267,6 +269,12 @@ def run_layer(opts: RunLayerOptions, *, progress: Callable[[str], None] | None =
     tokens = tuple(opts.tokens)
     shapes, desc, layer = resolve_shapes(opts, describe=describe)
     arch, dev_name = cuda_arch()
+    if opts.weights == "checkpoint" and desc is not None and desc.model.path and layer is not None:
+        from dataclasses import replace
+
+        from .weights import checkpoint_expert_bias
+
+        shapes = replace(shapes, expert_bias=checkpoint_expert_bias(desc.model.path, layer))  # headers only
     path, mode = plan(opts, shapes, arch)
     from .kernels import flashinfer_namespace
 
@@ -320,7 +328,6 @@ def _run(opts, fi, torch, shapes, desc, layer, arch, dev_name, path, mode, token
                                  intermediate_scale_global=inter_scale)
     pack = K.make_weight_pack(fi, path, view)
     moe = fi.MoELayer(config, device=dev)
-    router = w.router_weight.float()
     bias = w.router_bias.float() if w.router_bias is not None else None
     if mode == "FromLogits" and bias is None and shapes.routing_method in ("MiniMax2", "DeepSeekV3"):
         bias = torch.zeros(shapes.num_experts, device=dev)  # the kernels dereference it (REFERENCE.md §5)
@@ -344,7 +351,7 @@ def _run(opts, fi, torch, shapes, desc, layer, arch, dev_name, path, mode, token
     for n in tokens:
         def make_set():
             x = torch.randn((n, shapes.hidden_size), generator=g, device=dev).to(torch.bfloat16)
-            logits = x.float() @ router.t()
+            logits = w.router_logits(x)  # + the linear router bias (gpt-oss)
             if mode == "FromLogits":
                 from ..reference.routers import route
 

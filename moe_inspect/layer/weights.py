@@ -17,6 +17,13 @@ helpers take them:
 ``mxfp4``             w1/w2 uint8 [E, N, K/2], w1_scale/w2_scale uint8 (E8M0) [E, N, K/32]
 ``mxfp8``             w1/w2 float8_e4m3fn, w1_scale/w2_scale uint8 (E8M0) [E, N, K/32]
 ====================  =========================================================================
+
+Any format may add the expert GEMM biases ``w1_bias`` [E, 2I] (rows ``[up, gate]``, like w1) and
+``w2_bias`` [E, H] (gpt-oss ``gate_up_proj_bias`` / ``down_proj_bias``), kept in their stored dtype.
+
+Stored checkpoint formats read by :func:`load_checkpoint_layer` (see ``STORED_FORMATS``): BF16/FP16/
+FP32, FP8 per-tensor, DeepSeek FP8-block, ModelOpt NVFP4, compressed-tensors NVFP4 (global scale
+converted to ModelOpt's), and gpt-oss MXFP4 (fused, gate/up interleaved, with biases).
 """
 
 from __future__ import annotations
@@ -51,8 +58,11 @@ class LayerShapes:
     norm_topk_prob: bool = True
     num_shared_experts: int = 0
     shared_intermediate_size: int | None = None
-    activation: str = "silu"
+    activation: str = "silu"  # "silu" (SwiGLU) | "swigluoai" (gpt-oss: clamped, alpha 1.702, up + 1)
     router_dtype: str = "float32"
+    swiglu_limit: float | None = None  # swigluoai clamp limit (config.json swiglu_limit)
+    expert_bias: bool = False  # the expert GEMMs add biases (gpt-oss gate_up_proj_bias / down_proj_bias)
+    linear_router_bias: bool = False  # a router bias added to the logits before top-k (gpt-oss router.bias)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -71,6 +81,7 @@ class LayerWeights:
     shared_w2: torch.Tensor | None = None  # [H, Is] bf16
     source: str = "random"
     notes: list[str] = field(default_factory=list)
+    router_logit_bias: torch.Tensor | None = None  # [E] float32, added to the router logits (gpt-oss)
 
     @property
     def device(self) -> torch.device:
@@ -100,6 +111,16 @@ class LayerWeights:
         if q == "mxfp8":
             return Q.dequantize_mxfp8(t["w1"][e], t["w1_scale"][e]), Q.dequantize_mxfp8(t["w2"][e], t["w2_scale"][e])
         raise BadInputError(f"--quant {q}: unknown format")
+
+    def expert_bias(self, e: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(b1 [2I] rows [up, gate], b2 [H]) of expert ``e`` in float32, or None where the layer has none."""
+        b1, b2 = self.tensors.get("w1_bias"), self.tensors.get("w2_bias")
+        return (b1[e].float() if b1 is not None else None), (b2[e].float() if b2 is not None else None)
+
+    def router_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 router logits of ``x`` [T, H] (plus the linear router bias where the model has one)."""
+        logits = x.float() @ self.router_weight.float().t()
+        return logits + self.router_logit_bias.float() if self.router_logit_bias is not None else logits
 
     def bf16_canonical(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Dequantized BF16 ``w1, w2`` (for backends that quantize BF16 weights themselves)."""
@@ -206,14 +227,21 @@ def random_layer(shapes: LayerShapes, quant: str, *, seed: int = 0, device="cpu"
         si = (shapes.shared_intermediate_size or i) * shapes.num_shared_experts
         sw1 = (torch.randn((2 * si, h), generator=g, device=device) / math.sqrt(h)).to(torch.bfloat16)
         sw2 = (torch.randn((h, si), generator=g, device=device) / math.sqrt(si)).to(torch.bfloat16)
-    return LayerWeights(quant, shapes, st.out, router, bias, sw1, sw2, source=f"random(seed={seed})")
+    # drawn last, so layers without them keep the same random stream as before
+    if shapes.expert_bias:  # small next to the unit-variance GEMM outputs
+        st.out["w1_bias"] = (torch.randn((e, 2 * i), generator=g, device=device) * 0.1).to(torch.bfloat16)
+        st.out["w2_bias"] = (torch.randn((e, h), generator=g, device=device) * 0.1).to(torch.bfloat16)
+    logit_bias = (torch.randn((e,), generator=g, device=device) * 0.1) if shapes.linear_router_bias else None
+    return LayerWeights(quant, shapes, st.out, router, bias, sw1, sw2, source=f"random(seed={seed})",
+                        router_logit_bias=logit_bias)
 
 
 # ----------------------------------------------------------------------------- checkpoints
 _PROJ = {"gate_proj": "gate", "w1": "gate", "up_proj": "up", "w3": "up", "down_proj": "down", "w2": "down"}
 _EXPERT_RE = re.compile(
     r"^(?P<pre>.+)\.experts\.(?P<e>\d+)\.(?P<proj>gate_proj|up_proj|down_proj|w1|w3|w2)\."
-    r"(?P<suffix>weight|weight_scale_inv|weight_scale|weight_scale_2|input_scale)$")
+    r"(?P<suffix>weight|weight_packed|weight_scale_inv|weight_scale|weight_scale_2|weight_global_scale|input_scale"
+    r"|input_global_scale)$")
 _FUSED_RE = re.compile(r"^(?P<pre>.+)\.experts\.(?P<what>gate_up_proj|down_proj)(?P<rest>_blocks|_scales|_bias)?$")
 
 
@@ -287,70 +315,188 @@ class _Reader:
         return t.to(self.device)
 
 
-def _stored_format(r: _Reader, base: str) -> str:
-    """Format of one projection ``base`` (``...experts.0.gate_proj``) as stored."""
-    w = r.get(base + ".weight") if r.has(base + ".weight") else None
-    if w is None:
+    def dtype(self, name: str):
+        """dtype of ``name`` from the shard header (no data read)."""
+        from ..safetensors_io import read_local_header
+
+        f = self.map.get(name)
+        if f is None:
+            raise CheckpointError(f"{self.root}: tensor {name!r} is missing from the checkpoint")
+        tensors, _ = read_local_header(self.root / f)
+        return _ST_DTYPES.get(getattr(tensors.get(name), "dtype", None))
+
+
+# safetensors header dtype -> torch dtype (only those a stored expert weight may have)
+_ST_DTYPES = {"U8": torch.uint8, "I8": torch.int8, "F8_E4M3": torch.float8_e4m3fn, "BF16": torch.bfloat16,
+              "F16": torch.float16, "F32": torch.float32}
+
+
+@dataclass(frozen=True)
+class StoredFormat:
+    """One way a checkpoint stores an expert projection, read into our (ModelOpt-style) convention."""
+
+    name: str
+    quant: str  # the --quant format it is once read
+    weight: str  # suffix of the codes / values tensor
+    dtypes: tuple  # torch dtypes that weight may have
+    scale: str | None = None  # suffix of the block / tensor scale
+    global_scale: str | None = None  # suffix of the NVFP4 global scale
+    reciprocal_global: bool = False  # stored global = 1 / ModelOpt weight_scale_2
+    source: str = ""
+
+
+#: Per-expert projection formats, tried in order (the first whose tensors and dtype match wins).
+STORED_FORMATS: tuple[StoredFormat, ...] = (
+    StoredFormat("nvfp4 (ModelOpt)", "nvfp4", "weight", (torch.uint8,), "weight_scale", "weight_scale_2",
+                 source="REFERENCE.md §4: w = e2m1 · weight_scale(E4M3) · weight_scale_2"),
+    StoredFormat("nvfp4 (compressed-tensors)", "nvfp4", "weight_packed", (torch.uint8,), "weight_scale",
+                 "weight_global_scale", reciprocal_global=True,
+                 source="compressed-tensors nvfp4-pack-quantized (NVFP4PackedCompressor: even element in the low "
+                        "nibble; w = e2m1 · weight_scale / weight_global_scale); vLLM v0.33 compressed_tensors_moe "
+                        "passes 1 / weight_global_scale where ModelOpt passes weight_scale_2"),
+    StoredFormat("fp8-block", "fp8-block", "weight", (torch.float8_e4m3fn,), "weight_scale_inv",
+                 source="DeepSeek FP8 (REFERENCE.md §4): w = q · weight_scale_inv per 128x128 block"),
+    StoredFormat("fp8", "fp8", "weight", (torch.float8_e4m3fn,), "weight_scale",
+                 source="FP8 per-tensor: w = q · weight_scale"),
+    StoredFormat("bf16", "bf16", "weight", (torch.bfloat16, torch.float16, torch.float32), source="unquantized"),
+)
+
+#: gpt-oss fused MXFP4 experts: ``{gate_up_proj,down_proj}_{blocks,scales,bias}`` under ``...experts``.
+#: blocks U8 [E, N, K/32, 16] (byte j of a block = elements 2j (low nibble) and 2j+1 (high nibble)),
+#: scales U8 E8M0 [E, N, K/32] (2^(s-127)), gate_up rows INTERLEAVED: even rows gate, odd rows up.
+GPT_OSS_MXFP4_SOURCE = ("transformers 5.24 integrations/mxfp4.py _convert_moe_packed_tensors (low nibble first, "
+                        "ldexp(scale - 127)) + models/gpt_oss/modeling_gpt_oss.py GptOssExperts._apply_gate "
+                        "(gate = gate_up[..., ::2], up = gate_up[..., 1::2])")
+
+
+def _stored_format(r: _Reader, base: str) -> StoredFormat:
+    """How projection ``base`` (``...experts.0.gate_proj``) is stored."""
+    present = [f for f in STORED_FORMATS if r.has(f"{base}.{f.weight}")]
+    if not present:
         raise CheckpointError(f"tensor {base + '.weight'!r} is missing from the checkpoint")
-    if w.dtype == torch.uint8 and r.has(base + ".weight_scale") and r.has(base + ".weight_scale_2"):
-        return "nvfp4"
-    if w.dtype == torch.float8_e4m3fn and r.has(base + ".weight_scale_inv"):
-        return "fp8-block"
-    if w.dtype == torch.float8_e4m3fn and r.has(base + ".weight_scale"):
-        return "fp8"
-    if w.dtype in (torch.bfloat16, torch.float16, torch.float32):
-        return "bf16"
-    raise UnsupportedError(f"{base}.weight: stored dtype {w.dtype} without a known scale layout is not supported")
+    for f in present:
+        needs = [x for x in (f.scale, f.global_scale) if x]
+        if all(r.has(f"{base}.{x}") for x in needs) and r.dtype(f"{base}.{f.weight}") in f.dtypes:
+            return f
+    f = present[0]
+    raise UnsupportedError(f"{base}.{f.weight}: stored dtype {r.dtype(f'{base}.{f.weight}')} without a known "
+                           "scale layout is not supported")
 
 
-def _load_proj(r: _Reader, base: str, fmt: str) -> dict:
-    """One projection as stored: {'w', 'scale', 'global'}."""
-    if fmt == "nvfp4":
-        return {"w": r.get(base + ".weight"), "scale": r.get(base + ".weight_scale"),
-                "global": r.get(base + ".weight_scale_2").float().reshape(())}
-    if fmt == "fp8-block":
-        return {"w": r.get(base + ".weight"), "scale": r.get(base + ".weight_scale_inv").float()}
-    if fmt == "fp8":
-        return {"w": r.get(base + ".weight"), "scale": r.get(base + ".weight_scale").float().reshape(())}
-    return {"w": r.get(base + ".weight")}
+def _load_proj(r: _Reader, base: str, fmt: StoredFormat) -> dict:
+    """One projection as stored, scales in our convention: {'w', 'scale', 'global'}."""
+    out = {"w": r.get(f"{base}.{fmt.weight}")}
+    if fmt.scale:
+        sc = r.get(f"{base}.{fmt.scale}")
+        out["scale"] = sc if fmt.quant == "nvfp4" else sc.float()
+        if fmt.quant == "fp8":
+            out["scale"] = out["scale"].reshape(())
+    if fmt.global_scale:
+        g = r.get(f"{base}.{fmt.global_scale}").float().reshape(())
+        out["global"] = torch.reciprocal(g) if fmt.reciprocal_global else g
+    return out
 
 
-def _dequant_proj(p: dict, fmt: str) -> torch.Tensor:
-    if fmt == "nvfp4":
+def _dequant_proj(p: dict, quant: str) -> torch.Tensor:
+    if quant == "nvfp4":
         return Q.dequantize_nvfp4(p["w"], p["scale"], p["global"])
-    if fmt == "fp8-block":
+    if quant == "fp8-block":
         return Q.dequantize_fp8_block(p["w"], p["scale"])
-    if fmt == "fp8":
+    if quant == "fp8":
         return Q.dequantize_fp8_per_tensor(p["w"], p["scale"])
     return p["w"].float()
 
 
-def _as_stored(gate: dict, up: dict, down: dict, fmt: str) -> dict:
+def _as_stored(gate: dict, up: dict, down: dict, quant: str) -> dict:
     """Stored per-projection tensors -> one canonical expert dict, no requantization."""
     w1 = torch.cat((up["w"], gate["w"]), dim=0)
     out = {"w1": w1, "w2": down["w"]}
-    if fmt in ("fp8-block",):
+    if quant in ("fp8-block",):
         out["w1_scale"] = torch.cat((up["scale"], gate["scale"]), dim=0)
         out["w2_scale"] = down["scale"]
-    elif fmt == "fp8":
+    elif quant == "fp8":
         if not torch.equal(up["scale"], gate["scale"]):
             # one scale per GEMM: requantize w1 at the larger scale, losslessly representable
             raise UnsupportedError("fp8 per-tensor checkpoint with different gate/up scales: use --quant fp8-block or bf16")
         out["w1_scale"], out["w2_scale"] = up["scale"], down["scale"]
-    elif fmt == "nvfp4":
+    elif quant == "nvfp4":
         out["w1_scale"] = torch.cat((up["scale"], gate["scale"]), dim=0)
         out["w1_global"] = torch.stack((up["global"], gate["global"]))
         out["w2_scale"], out["w2_global"] = down["scale"], down["global"]
     return out
 
 
+def interleaved_to_up_gate(t: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """gpt-oss gate/up INTERLEAVED along ``dim`` (even = gate, odd = up) -> FlashInfer's [up, gate] halves."""
+    idx = [slice(None)] * t.ndim
+    idx[dim] = slice(1, None, 2)
+    up = t[tuple(idx)]
+    idx[dim] = slice(0, None, 2)
+    return torch.cat((up, t[tuple(idx)]), dim=dim)
+
+
+def _expect(r: _Reader, name: str, shape: tuple, dtypes=None) -> torch.Tensor:
+    t = r.get(name)
+    if tuple(t.shape) != tuple(shape):
+        raise CheckpointError(f"{name}: shape {list(t.shape)} is not {list(shape)}")
+    if dtypes is not None and t.dtype not in dtypes:
+        raise CheckpointError(f"{name}: dtype {t.dtype} is not one of {', '.join(str(d) for d in dtypes)}")
+    return t
+
+
+def _fused_biases(r: _Reader, experts: str, e: int, h: int, i: int, *, interleaved: bool) -> dict:
+    """``w1_bias`` [E, 2I] rows [up, gate] and ``w2_bias`` [E, H], where the checkpoint has them."""
+    out = {}
+    if r.has(f"{experts}.gate_up_proj_bias"):
+        b1 = _expect(r, f"{experts}.gate_up_proj_bias", (e, 2 * i))
+        out["w1_bias"] = interleaved_to_up_gate(b1) if interleaved else torch.cat((b1[:, i:], b1[:, :i]), dim=1)
+    if r.has(f"{experts}.down_proj_bias"):
+        out["w2_bias"] = _expect(r, f"{experts}.down_proj_bias", (e, h))
+    if len(out) == 1:
+        raise CheckpointError(f"{experts}: has only one of gate_up_proj_bias / down_proj_bias")
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def _load_gpt_oss_mxfp4(r: _Reader, experts: str, shapes: LayerShapes, quant: str, st: _Stacker, notes: list) -> None:
+    e, h, i = shapes.num_experts, shapes.hidden_size, shapes.intermediate_size
+    if h % Q.MX_BLOCK or i % Q.MX_BLOCK:
+        raise CheckpointError(f"{experts}.gate_up_proj_blocks: H={h} and I={i} must be multiples of {Q.MX_BLOCK}")
+    u8 = (torch.uint8,)
+    gb = _expect(r, f"{experts}.gate_up_proj_blocks", (e, 2 * i, h // 32, 16), u8)
+    gs = _expect(r, f"{experts}.gate_up_proj_scales", (e, 2 * i, h // 32), u8)
+    db = _expect(r, f"{experts}.down_proj_blocks", (e, h, i // 32, 16), u8)
+    ds = _expect(r, f"{experts}.down_proj_scales", (e, h, i // 32), u8)
+    # the 16 bytes of a 32-element block are consecutive along K: [E, N, K/32, 16] is [E, N, K/2] packed
+    w1 = interleaved_to_up_gate(gb.reshape(e, 2 * i, h // 2))
+    s1 = interleaved_to_up_gate(gs)
+    w2, s2 = db.reshape(e, h, i // 2), ds
+    if quant == "mxfp4":
+        st.out.update({"w1": w1.contiguous(), "w1_scale": s1.contiguous(), "w2": w2.contiguous(),
+                       "w2_scale": s2.contiguous()})
+        how = "used as stored with their E8M0 scales"
+    else:
+        for x in range(e):
+            st.put(x, quantize_expert(Q.dequantize_mxfp4(w1[x], s1[x]), Q.dequantize_mxfp4(w2[x], s2[x]), quant))
+        how = f"dequantized and quantized to {quant} by moe-inspect"
+    st.out.update(_fused_biases(r, experts, e, h, i, interleaved=True))
+    notes.append(f"experts stored as gpt-oss MXFP4 (gate/up interleaved, reordered to [up, gate]); {how}")
+
+
+def checkpoint_expert_bias(path: str | os.PathLike, layer: int) -> bool:
+    """Whether MoE layer ``layer`` of a local checkpoint has expert GEMM biases (headers only)."""
+    names = checkpoint_tensor_names(Path(path))
+    pre = find_layer_prefix(names, layer)
+    return any(f"{pre}.experts.{k}" in names for k in ("gate_up_proj_bias", "down_proj_bias"))
+
+
 def load_checkpoint_layer(path: str | os.PathLike, shapes: LayerShapes, quant: str, *, layer: int,
                           device="cpu", progress: Callable[[str], None] | None = None) -> LayerWeights:
     """Read ONLY the tensors of MoE layer ``layer`` from a local checkpoint directory.
 
-    Checkpoints already in ``quant`` (FP8-block, NVFP4 ModelOpt, FP8 per-tensor with equal gate/up
-    scales) are used as stored, with their scales; anything else is dequantized to float32 and
-    quantized with our quantizers (the result says so in ``notes``).
+    Checkpoints already in ``quant`` (FP8-block, NVFP4 ModelOpt or compressed-tensors, gpt-oss MXFP4,
+    FP8 per-tensor with equal gate/up scales) are used as stored, with their scales; anything else
+    is dequantized to float32 and quantized with our quantizers (the result says so in ``notes``).
+    Expert biases (gpt-oss) are kept as stored, reordered like w1.
     """
     root = Path(path)
     if not root.is_dir():
@@ -363,44 +509,53 @@ def load_checkpoint_layer(path: str | os.PathLike, shapes: LayerShapes, quant: s
     e_count, h, i = shapes.num_experts, shapes.hidden_size, shapes.intermediate_size
     st = _Stacker(e_count, device)
 
-    fused = f"{pre}.experts.gate_up_proj"
+    experts = f"{pre}.experts"
+    fused = f"{experts}.gate_up_proj"
     if r.has(fused + "_blocks"):
-        raise UnsupportedError(f"{fused}_blocks: gpt-oss MXFP4 (interleaved gate/up) checkpoints are not supported by run-layer")
-    if r.has(fused):
-        gu, dn = r.get(fused), r.get(f"{pre}.experts.down_proj")
+        if progress:
+            progress(f"reading layer {layer}: gpt-oss MXFP4 experts")
+        _load_gpt_oss_mxfp4(r, experts, shapes, quant, st, notes)
+    elif r.has(fused):
+        gu, dn = r.get(fused), r.get(f"{experts}.down_proj")
         if gu.ndim != 3 or dn.ndim != 3 or gu.shape[0] != e_count:
             raise CheckpointError(f"{fused}: shape {list(gu.shape)} is not [E={e_count}, 2I, H] or [E, H, 2I]")
-        if tuple(gu.shape[1:]) == (h, 2 * i):  # Llama-4 stores x @ W, i.e. [E, H, 2I] and [E, I, H]
+        if tuple(gu.shape[1:]) == (h, 2 * i):  # Llama-4 / gpt-oss store x @ W, i.e. [E, H, 2I] and [E, I, H]
             gu, dn = gu.transpose(1, 2), dn.transpose(1, 2)
         if tuple(gu.shape[1:]) != (2 * i, h) or tuple(dn.shape[1:]) != (h, i):
             raise CheckpointError(f"{fused}: shapes {list(gu.shape)}/{list(dn.shape)} do not match H={h}, I={i}")
+        # gpt-oss (BF16 re-saves such as lmsys/gpt-oss-20b-bf16) interleaves gate/up; the others stack halves
+        interleaved = r.has(fused + "_bias") or shapes.activation == "swigluoai"
         for x in range(e_count):
-            gate, up = gu[x, :i].float(), gu[x, i:].float()
-            st.put(x, quantize_expert(torch.cat((up, gate)), dn[x].float(), quant))
-        notes.append(f"fused gate_up_proj (gate first) swapped to [up, gate]; quantized to {quant} by moe-inspect")
-        stored = "bf16"
+            w1 = interleaved_to_up_gate(gu[x], dim=0) if interleaved else torch.cat((gu[x, i:], gu[x, :i]))
+            st.put(x, quantize_expert(w1.float(), dn[x].float(), quant))
+        st.out.update(_fused_biases(r, experts, e_count, h, i, interleaved=interleaved))
+        order = "gate/up interleaved (gpt-oss)" if interleaved else "gate first"
+        notes.append(f"fused gate_up_proj ({order}) reordered to [up, gate]; quantized to {quant} by moe-inspect")
     else:
-        style = "w1w3w2" if r.has(f"{pre}.experts.0.w1.weight") else "gate_up_down"
+        style = "w1w3w2" if any(r.has(f"{experts}.0.w1.{f.weight}") for f in STORED_FORMATS) else "gate_up_down"
         pn = {"gate": "w1", "up": "w3", "down": "w2"} if style == "w1w3w2" else {"gate": "gate_proj", "up": "up_proj", "down": "down_proj"}
-        stored = _stored_format(r, f"{pre}.experts.0.{pn['gate']}")
+        fmt = _stored_format(r, f"{experts}.0.{pn['gate']}")
+        stored = fmt.quant
         as_stored = stored == quant
         for x in range(e_count):
             if progress and (x % 16 == 0 or x == e_count - 1):
                 progress(f"reading layer {layer}: expert {x + 1}/{e_count}")
-            parts = {k: _load_proj(r, f"{pre}.experts.{x}.{v}", stored) for k, v in pn.items()}
+            parts = {k: _load_proj(r, f"{experts}.{x}.{v}", fmt) for k, v in pn.items()}
             g, u, d = parts["gate"], parts["up"], parts["down"]
             if g["w"].shape[0] != i or d["w"].shape[0] != h:
                 raise CheckpointError(
-                    f"{pre}.experts.{x}.{pn['gate']}.weight: {list(g['w'].shape)} does not match I={i}, H={h}")
+                    f"{experts}.{x}.{pn['gate']}.{fmt.weight}: {list(g['w'].shape)} does not match I={i}, H={h}")
             if as_stored:
                 st.put(x, _as_stored(g, u, d, stored))
             else:
                 w1 = torch.cat((_dequant_proj(u, stored), _dequant_proj(g, stored)))
                 st.put(x, quantize_expert(w1, _dequant_proj(d, stored), quant))
-        notes.append(f"experts stored as {stored} ({style}); "
+        notes.append(f"experts stored as {fmt.name} ({style}); "
                      + ("used as stored with their scales" if as_stored else f"dequantized and quantized to {quant} by moe-inspect"))
         if quant == "nvfp4" and as_stored:
             st.out["w2_global"] = st.out["w2_global"].reshape(e_count)
+    if "w1_bias" in st.out:
+        notes.append("expert GEMM biases read (gate_up_proj_bias reordered to [up, gate], down_proj_bias)")
 
     moe = pre
     router_name = next((n for n in (f"{moe}.gate.weight", f"{moe}.router.weight") if r.has(n)), None)
@@ -414,13 +569,21 @@ def load_checkpoint_layer(path: str | os.PathLike, shapes: LayerShapes, quant: s
         if bname is None:
             raise CheckpointError(f"{root}: correction bias {moe}.gate.e_score_correction_bias is missing from the checkpoint")
         bias = r.get(bname).float().reshape(-1)
+    logit_bias = None
+    if shapes.linear_router_bias:
+        lname = router_name[: -len("weight")] + "bias"
+        if not r.has(lname):
+            raise CheckpointError(f"{root}: router bias {lname} is missing from the checkpoint")
+        logit_bias = r.get(lname).float().reshape(-1)
     sw1 = sw2 = None
     if shapes.num_shared_experts:
-        sp = next((p for p in (f"{moe}.shared_experts", f"{moe}.shared_expert") if r.has(p + ".gate_proj.weight")), None)
+        sp = next((p for p in (f"{moe}.shared_experts", f"{moe}.shared_expert")
+                   if any(r.has(f"{p}.gate_proj.{f.weight}") for f in STORED_FORMATS)), None)
         if sp is None:
             raise CheckpointError(f"{root}: shared expert {moe}.shared_experts.gate_proj.weight is missing from the checkpoint")
         sf = _stored_format(r, sp + ".gate_proj")
-        g, u, d = (_dequant_proj(_load_proj(r, f"{sp}.{p}", sf), sf) for p in ("gate_proj", "up_proj", "down_proj"))
+        g, u, d = (_dequant_proj(_load_proj(r, f"{sp}.{p}", sf), sf.quant) for p in ("gate_proj", "up_proj", "down_proj"))
         sw1, sw2 = torch.cat((u, g)).to(torch.bfloat16), d.to(torch.bfloat16)
     notes.append(f"read {r.bytes_read / 1e9:.2f} GB of layer {layer} tensors ({pre})")
-    return LayerWeights(quant, shapes, st.out, router, bias, sw1, sw2, source=f"checkpoint:{root} layer {layer}", notes=notes)
+    return LayerWeights(quant, shapes, st.out, router, bias, sw1, sw2, source=f"checkpoint:{root} layer {layer}",
+                        notes=notes, router_logit_bias=logit_bias)
