@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 VLLM = "vLLM v0.33 model_executor/models/"
+VLLM0330 = "vLLM v0.33.0 model_executor/models/"  # rows re-read from the v0.33.0 wheel (file:line)
 
 # ---------------------------------------------------------------------------------------------
 # Alias lists (REFERENCE.md §4). The generic row reads all of them; known rows read a subset.
@@ -139,15 +140,21 @@ _DEEPSEEK = ArchRow(
     family="deepseek_v3",
     model_types=("deepseek_v3", "deepseek_v32", "kimi_k2"),
     architectures=("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "MistralLarge3ForCausalLM"),
-    source=VLLM + "deepseek_v2.py (DeepseekV2MoE, DeepseekV2DecoderLayer)",
+    source=VLLM0330 + "deepseek_v2.py:300-410 DeepseekV2MoE (scoring_func default softmax :387, bias iff "
+                      "topk_method == noaux_tc :327, renormalize=config.norm_topk_prob :381, use_grouped_topk=True "
+                      ":383, fp32 router only for moe_router_dtype == float32 :135-145)",
+    verified=True,
     experts=("n_routed_experts",),
     top_k=("num_experts_per_tok",),
     scoring=Rule(("scoring_func",), default="softmax"),
     bias=Rule(("topk_method=noaux_tc",), default=False),
-    renormalize=Rule(("norm_topk_prob",), default=False),
+    # vLLM reads config.norm_topk_prob; absent from config.json, transformers 5.24's DeepseekV3Config
+    # supplies True (DeepseekV2Config: False, set on the deepseek_v2 row below)
+    renormalize=Rule(("norm_topk_prob",), default=True),
     scaling=Rule(("routed_scaling_factor",)),
     grouped="always",
     topk_method=("topk_method",),
+    router_dtype=Rule(("moe_router_dtype",)),
     schedule="deepseek",
 )
 
@@ -157,17 +164,21 @@ ROWS: tuple[ArchRow, ...] = (
         family="deepseek_v2",
         model_types=("deepseek_v2",),
         architectures=("DeepseekV2ForCausalLM",),
+        renormalize=Rule(("norm_topk_prob",), default=False),
     ),
     _DEEPSEEK,
     ArchRow(
         family="deepseek_v4",
         model_types=("deepseek_v4",),
         architectures=("DeepseekV4ForCausalLM",),
-        source=VLLM + "deepseek_v4.py",
+        source="vLLM v0.33.0 models/deepseek_v4/nvidia/model.py:238-312,424-444 DeepseekV4MoE (scoring_func "
+               "default sqrtsoftplus :252, bias iff topk_method == noaux_tc :301, renormalize=config.norm_topk_prob "
+               ":432, hash_indices_table=tid2eid :439, router_logits_dtype=float32 :443)",
+        verified=True,
         experts=("n_routed_experts",),
         top_k=("num_experts_per_tok",),
         scoring=Rule(("scoring_func",), default="sqrtsoftplus"),
-        bias=Rule(forced=True),
+        bias=Rule(("topk_method=noaux_tc",), default=False),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
         grouped="never",
@@ -181,12 +192,15 @@ ROWS: tuple[ArchRow, ...] = (
         family="minimax_m2",
         model_types=("minimax_m2",),
         architectures=("MiniMaxM2ForCausalLM",),
-        source=VLLM + "minimax_m2.py",
+        source=VLLM0330 + "minimax_m2.py:85-108 MiniMaxM2MoE (scoring_func=config.scoring_func, bias iff "
+                          "use_routing_bias, renormalize=True, no routed_scaling_factor, fp32 router logits)",
+        verified=True,
         experts=("num_local_experts",),
         top_k=("num_experts_per_tok",),
         scoring=Rule(("scoring_func",), default="sigmoid"),
         bias=Rule(("use_routing_bias",), default=False),
         renormalize=Rule(("norm_topk_prob",), forced=True),
+        scaling=Rule(SCALING_KEYS, forced=1.0),  # the model file passes no routed_scaling_factor
         router_dtype=Rule(forced="float32"),
         expert_width=("intermediate_size",),
         shared_width=("shared_intermediate_size",),
@@ -213,7 +227,8 @@ ROWS: tuple[ArchRow, ...] = (
         family="qwen2_moe",
         model_types=("qwen2_moe",),
         architectures=("Qwen2MoeForCausalLM",),
-        source=VLLM + "qwen2_moe.py",
+        source=VLLM0330 + "qwen2_moe.py:170-179 (softmax default, renormalize=config.norm_topk_prob)",
+        verified=True,
         experts=("num_experts",),
         top_k=("num_experts_per_tok",),
         scoring=Rule(("scoring_func",), forced="softmax"),
@@ -226,7 +241,9 @@ ROWS: tuple[ArchRow, ...] = (
         family="qwen3_moe",
         model_types=("qwen3_moe", "qwen3_vl_moe", "qwen3_vl_moe_text"),
         architectures=("Qwen3MoeForCausalLM", "Qwen3VLMoeForConditionalGeneration"),
-        source=VLLM + "qwen3_moe.py / qwen3_vl_moe.py",
+        source=VLLM0330 + "qwen3_moe.py:203-216 (softmax default, renormalize=config.norm_topk_prob); "
+                          "qwen3_vl_moe.py:47-51 reuses Qwen3MoeSparseMoeBlock",
+        verified=True,
         experts=("num_experts",),
         top_k=("num_experts_per_tok",),
         scoring=Rule(("scoring_func",), forced="softmax"),
@@ -239,7 +256,8 @@ ROWS: tuple[ArchRow, ...] = (
         family="qwen3_next",
         model_types=("qwen3_next",),
         architectures=("Qwen3NextForCausalLM",),
-        source=VLLM + "qwen3_next.py",
+        source=VLLM0330 + "qwen3_next.py:223-240 (softmax default, renormalize=getattr(config, 'norm_topk_prob', True))",
+        verified=True,
         experts=("num_experts",),
         top_k=("num_experts_per_tok",),
         scoring=Rule(("scoring_func",), forced="softmax"),
@@ -253,12 +271,14 @@ ROWS: tuple[ArchRow, ...] = (
         family="qwen3_5_moe",
         model_types=("qwen3_5_moe", "qwen3_5_moe_text"),
         architectures=("Qwen3_5MoeForConditionalGeneration", "Qwen3_5MoeForCausalLM"),
-        source=VLLM + "qwen3_5.py (Qwen3.5-MoE reuses the Qwen3-Next sparse block)",
+        source=VLLM0330 + "qwen3_5.py:85,173 (Qwen3NextSparseMoeBlock: qwen3_next.py:232 renormalize="
+                          "getattr(config, 'norm_topk_prob', True))",
+        verified=True,
         experts=("num_experts",),
         top_k=("num_experts_per_tok",),
         scoring=Rule(("scoring_func",), forced="softmax"),
         bias=Rule(forced=False),
-        renormalize=Rule(("norm_topk_prob",), forced=True),
+        renormalize=Rule(("norm_topk_prob",), default=True),
         shared_width=("shared_expert_intermediate_size",),
         schedule="qwen",
         mtp=("mtp_num_hidden_layers", "num_nextn_predict_layers"),
@@ -272,7 +292,8 @@ ROWS: tuple[ArchRow, ...] = (
             "GraniteMoeSharedForCausalLM",
             "GraniteMoeHybridForCausalLM",
         ),
-        source=VLLM + "mixtral.py / granitemoe.py",
+        source=VLLM0330 + "mixtral.py:118-130 / granitemoe.py:106-112 (renormalize=True, softmax default)",
+        verified=True,
         experts=("num_local_experts",),
         top_k=("num_experts_per_tok",),
         scoring=Rule(("scoring_func",), forced="softmax"),
@@ -317,7 +338,9 @@ ROWS: tuple[ArchRow, ...] = (
         family="llama4",
         model_types=("llama4", "llama4_text"),
         architectures=("Llama4ForConditionalGeneration", "Llama4ForCausalLM"),
-        source=VLLM + "llama4.py (Llama4MoE.custom_routing_function)",
+        source=VLLM0330 + "llama4.py:130-141 (custom_routing_function=Llama4MoE.custom_routing_function, "
+                          "apply_router_weight_on_input=True, renormalize=False)",
+        verified=True,
         experts=("num_local_experts",),
         top_k=("num_experts_per_tok",),
         scoring=Rule(forced="sigmoid"),
@@ -336,7 +359,10 @@ ROWS: tuple[ArchRow, ...] = (
         family="glm4_moe",
         model_types=("glm4_moe", "glm4_moe_lite"),
         architectures=("Glm4MoeForCausalLM", "Glm4MoeLiteForCausalLM"),
-        source=VLLM + "glm4_moe.py (Glm4MoE: scoring_func='sigmoid', e_score_correction_bias always)",
+        source=VLLM0330 + "glm4_moe.py:129-202 Glm4MoE (scoring_func='sigmoid' :195, e_score_correction_bias "
+                          "always :148, renormalize=config.norm_topk_prob :189, grouped n_group/topk_group :191-193, "
+                          "fp32 router logits :202); glm4_moe_lite.py:92 subclasses it",
+        verified=True,
         experts=("n_routed_experts",),
         top_k=("num_experts_per_tok",),
         scoring=Rule(("scoring_func",), forced="sigmoid"),
@@ -353,22 +379,28 @@ ROWS: tuple[ArchRow, ...] = (
         family="glm_moe_dsa",
         model_types=("glm_moe_dsa",),
         architectures=("GlmMoeDsaForCausalLM",),
-        source=VLLM + "glm_moe_dsa.py (DeepSeek-V3.2-style; routing as deepseek_v2.py)",
+        source="vLLM v0.33.0 models/deepseek_v32/nvidia/model.py:98 (GlmMoeDsaForCausalLM uses "
+               "model_executor/models/deepseek_v2.py DeepseekV2MoE: scoring_func default softmax :387, bias iff "
+               "topk_method == noaux_tc :327, fp32 router forced for glm_moe_dsa :139-142)",
+        verified=True,
         experts=("n_routed_experts",),
         top_k=("num_experts_per_tok",),
-        scoring=Rule(("scoring_func",), default="sigmoid"),
-        bias=Rule(("topk_method=noaux_tc",), forced=True),
+        scoring=Rule(("scoring_func",), default="softmax"),
+        bias=Rule(("topk_method=noaux_tc",), default=False),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
         grouped="always",
         topk_method=("topk_method",),
+        router_dtype=Rule(forced="float32"),
         schedule="mlp_layer_types",
     ),
     ArchRow(
         family="gpt_oss",
         model_types=("gpt_oss",),
         architectures=("GptOssForCausalLM",),
-        source=VLLM + "gpt_oss.py",
+        source=VLLM0330 + "gpt_oss.py:382-400 (GateLinear bias=True, renormalize=True, softmax default, "
+                          "activation='swigluoai', apply_router_weight_on_input=False)",
+        verified=True,
         experts=("num_local_experts",),
         top_k=("num_experts_per_tok", "experts_per_token"),
         scoring=Rule(forced="softmax"),

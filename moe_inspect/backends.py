@@ -19,6 +19,7 @@ plain-words reason. No torch/flashinfer import on this path.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,9 +186,14 @@ class Backend:
     routing_methods: frozenset[str] | None = None  # None = any (modular: routing done by vLLM in Python)
     routing_by_scheme: tuple[tuple[str, frozenset[str]], ...] = ()  # per-scheme allow-list override
     router_dtypes: frozenset[str] | None = None  # None = any
+    # (router-logit dtype, the only methods that may use it): MXINT4 takes fp32 logits only for DeepSeekV3
+    router_dtype_methods: tuple[tuple[str, frozenset[str]], ...] = ()
+    # environment variable that must be "1" for _supports_current_device (None: no such switch)
+    env_switch: str | None = None
     max_experts: int | None = None  # base is_supported_config limit (TRT-LLM routing: 2048)
     routing_tiers: bool = False  # FlashInfer compiled routing tiers apply (in-kernel routing)
     fp8_block_launcher: bool = False  # fp8-block apply-time asserts (E <= 512, k <= 32, grouped small-E k <= 8)
+    launcher_topk_assert: bool = True  # with fp8_block_launcher: the top_k <= 32 assert (DeepSeek FP8 only, not MXFP8)
     llama4_input_weights: bool = False  # Llama4 needs apply_router_weight_on_input, others need it False
     no_class_note: str | None = None  # this (class, scheme) pair does not exist in vLLM v0.33
     note: str = ""
@@ -225,7 +231,7 @@ BACKENDS: tuple[Backend, ...] = (
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp8", None),),
             _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, _NO_A2A, False, _FP8_BLOCK_METHODS,
             router_dtypes=_LOGITS_BF16_FP32, max_experts=2048, routing_tiers=True, fp8_block_launcher=True,
-            llama4_input_weights=True),
+            launcher_topk_assert=False, llama4_input_weights=True),
     Backend("trtllm_mxfp8_mod", "TRT-LLM MXFP8 modular", "TrtLlmFp8ExpertsModular", "modular",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp8", None),),
             _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, _NO_EPLB, max_experts=2048),
@@ -252,8 +258,9 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("trtllm_mxfp4_mono", "TRT-LLM MXFP4 monolithic", "TrtLlmMxfp4ExpertsMonolithic", "monolithic",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp4", None), ("fp4_mixed", None)),
             _V + "fused_moe/experts/trtllm_mxfp4_moe.py", _TRT_ACT_MXFP4, _NO_A2A, False, _MXFP4_METHODS,
-            routing_tiers=True, llama4_input_weights=True,
-            note="router logits are cast to bf16 inside the wrapper (any dtype accepted)"),
+            routing_tiers=True,
+            note="router logits are cast to bf16 inside the wrapper (any dtype accepted); no "
+                 "apply_router_weight_on_input check (trtllm_mxfp4_moe.py apply)"),
     Backend("trtllm_mxfp4_mod", "TRT-LLM MXFP4 modular", "TrtLlmMxfp4ExpertsModular", "modular", _TRTLLM, True,
             "flashinfer_trtllm", SM100_FAMILY, (("mxfp4", None), ("fp4_mixed", None)),
             _V + "fused_moe/experts/trtllm_mxfp4_moe.py (trtllm_fp4_block_scale_routed_moe)", _TRT_ACT_MXFP4,
@@ -261,8 +268,12 @@ BACKENDS: tuple[Backend, ...] = (
     # ---- MXINT4 (WNA16) ----
     Backend("trtllm_mxint4_mono", "TRT-LLM MXINT4 monolithic", "TrtLlmMxint4ExpertsMonolithic", "monolithic",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("int4", None),),
-            _V + "fused_moe/experts/trtllm_mxint4_moe.py, oracle/int_wna16.py", frozenset({"silu"}), _NO_A2A, False,
-            _MXINT4_METHODS, routing_tiers=True, llama4_input_weights=True),
+            _V + "fused_moe/experts/trtllm_mxint4_moe.py, oracle/int_wna16.py", frozenset({"silu", "swigluoai"}),
+            _NO_A2A, False, _MXINT4_METHODS, routing_tiers=True,
+            router_dtype_methods=(("float32", frozenset({"DeepSeekV3"})),),
+            env_switch="VLLM_USE_FLASHINFER_MOE_INT4",
+            note="is_flashinfer_mxint4_moe_available() also needs VLLM_USE_FLASHINFER_MOE_INT4=1 (default 0; "
+                 "quantization/utils/flashinfer_mxint4_moe.py); routed_scaling_factor is passed as None"),
     Backend("trtllm_mxint4_mod", "TRT-LLM MXINT4 modular", "—", "modular", _TRTLLM, True, None, SM100_FAMILY,
             (("int4", frozenset()),), _V + "fused_moe/oracle/int_wna16.py",
             no_class_note="vLLM v0.33 has no modular TRT-LLM MXINT4 kernel (int_wna16 oracle lists the monolithic "
@@ -271,7 +282,9 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("trtllm_bf16_mono", "TRT-LLM BF16 monolithic", "TrtLlmBf16ExpertsMonolithic", "monolithic", _TRTLLM,
             True, "flashinfer_trtllm", SM100_FAMILY, (("bf16", None),),
             _V + "fused_moe/experts/trtllm_bf16_moe.py (trtllm_bf16_moe)", _TRT_ACT_BF16, _NO_A2A, False,
-            _BF16_METHODS, max_experts=2048, routing_tiers=True, llama4_input_weights=True),
+            _BF16_METHODS, max_experts=2048, routing_tiers=True,
+            note="no apply_router_weight_on_input check and no use_routing_scales_on_input argument "
+                 "(trtllm_bf16_moe.py apply)"),
     Backend("trtllm_bf16_mod", "TRT-LLM BF16 modular", "TrtLlmBf16ExpertsModular", "modular", _TRTLLM, True,
             "flashinfer_trtllm", SM100_FAMILY, (("bf16", None),),
             _V + "fused_moe/experts/trtllm_bf16_moe.py (trtllm_bf16_routed_moe)", _TRT_ACT_BF16,
@@ -296,9 +309,12 @@ BACKENDS: tuple[Backend, ...] = (
                  "(oracle/nvfp4.py): opt in with --moe-backend flashinfer_b12x. MXFP4's '--moe-backend b12x' "
                  "is a different class (fused_moe/b12x.py, the separate b12x package), not modelled"),
     # ---- non-FlashInfer fallbacks (by name and arch) ----
-    Backend("deep_gemm", "DeepGEMM", "TritonOrDeepGemmExperts", "modular", "deep_gemm", False, "deep_gemm",
-            frozenset({90, 100, 103}), (("fp8_block", None),),
-            _V + "fused_moe/oracle/fp8.py, experts/triton_deep_gemm_moe.py", frozenset({"silu"})),
+    Backend("deep_gemm", "DeepGEMM", "TritonOrDeepGemmExperts / DeepGemmExperts", "modular", "deep_gemm", False,
+            "deep_gemm", frozenset({90, 100, 103}), (("fp8_block", None), ("mxfp8", SM100_FAMILY)),
+            _V + "fused_moe/oracle/{fp8,mxfp8}.py, experts/triton_deep_gemm_moe.py, experts/deep_gemm_moe.py",
+            frozenset({"silu"}),
+            note="MXFP8 runs DeepGemmExperts directly (deep_gemm_moe.py _supports_quant_scheme: MXFP8 only on "
+                 "the SM100 family)"),
     Backend("deep_gemm_mxfp4", "DeepGEMM MXFP4×FP8", "DeepGemmFP4Experts", "modular", "deep_gemm", False,
             "deep_gemm", frozenset({100, 103, 120, 121}), (("fp4_mixed", None),),
             _V + "fused_moe/experts/deep_gemm_moe.py (DeepGemmFP4Experts), oracle/mxfp4.py DEEPGEMM_MXFP4",
@@ -313,17 +329,19 @@ BACKENDS: tuple[Backend, ...] = (
             note="for FP8 only when the quantization method allows vLLM CUTLASS (off by default in auto mode)"),
     Backend("triton", "Triton", "TritonExperts / OAITritonExperts", "modular", "triton", False, "triton",
             ALL_ARCHS, (("bf16", None), ("fp8_block", None), ("fp8_per_tensor", None),
-                        ("mxfp4", frozenset({90, 100, 103}))),
-            _V + "fused_moe/oracle/{unquantized,fp8,mxfp4}.py, experts/triton_moe.py",
-            note="MXFP4 uses triton_kernels (OAI) only for 9.0 <= capability < 11.0"),
+                        ("mxfp4", frozenset({90, 100, 103})), ("int4", None)),
+            _V + "fused_moe/oracle/{unquantized,fp8,mxfp4,int_wna16}.py, experts/triton_moe.py",
+            note="MXFP4 uses triton_kernels (OAI) only for 9.0 <= capability < 11.0; INT4 is TritonWNA16Experts"),
     Backend("marlin", "Marlin", "MarlinExperts", "modular", "marlin", False, "marlin", ALL_ARCHS,
-            (("fp8_block", None), ("fp8_per_tensor", None), ("nvfp4", None), ("mxfp4", None), ("int4", None),
-             ("fp4_mixed", None)),
-            _V + "fused_moe/oracle/{fp8,nvfp4,mxfp4,int_wna16}.py, experts/marlin_moe.py",
+            (("fp8_block", None), ("fp8_per_tensor", None), ("mxfp8", None), ("nvfp4", None), ("mxfp4", None),
+             ("int4", None), ("fp4_mixed", None)),
+            _V + "fused_moe/oracle/{fp8,mxfp8,nvfp4,mxfp4,int_wna16}.py, experts/marlin_moe.py",
             frozenset({"silu", "swigluoai"}), note="weight-only: dequantizes to BF16 inside the GEMM"),
     Backend("humming", "Humming", "HummingGroupedExperts", "modular", "humming", False, "humming", ALL_ARCHS,
-            (("nvfp4", None), ("int4", None), ("fp4_mixed", None)),
-            _V + "fused_moe/oracle/{nvfp4,int_wna16,mxfp4}.py, experts/fused_humming_moe.py",
+            (("fp8_block", None), ("fp8_per_tensor", None), ("mxfp8", None), ("nvfp4", None), ("mxfp4", None),
+             ("int4", None), ("fp4_mixed", None)),
+            _V + "fused_moe/oracle/{fp8,mxfp8,nvfp4,int_wna16,mxfp4}.py, experts/fused_humming_moe.py "
+                 "(_supports_quant_scheme)",
             note="needs the humming package (a vLLM v0.33 dependency); DeepSeek-V4's MXFP8 activations run as "
                  "block FP8 on sm90 (oracle/mxfp4.py _humming_input_schema)"),
     Backend("emulation", "Emulation (dequantize + Triton)", "Nvfp4/Int4 emulation experts", "modular",
@@ -346,35 +364,62 @@ class AutoOrder:
     activations: frozenset[str] | None = None  # None = any activation
 
 
+# prioritize_humming() (quantization/utils/humming/priority.py) moves HUMMING directly ahead of MARLIN
+# on sm90 only; the *_sm90 orders below are the same lists with that move applied.
 _FP8_BLOCK_DEFAULT = ("trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "flashinfer_cutlass", "deep_gemm", "triton",
-                      "marlin")
+                      "marlin", "humming")
+_HOPPER = frozenset({90})
 AUTO_ORDER: tuple[AutoOrder, ...] = (
-    AutoOrder("fp8_block", frozenset({90}), frozenset({"tp"}),
-              ("triton", "trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "flashinfer_cutlass", "deep_gemm", "marlin"),
-              _V + "oracle/fp8.py: on Hopper block FP8 prefers Triton for TP"),
-    AutoOrder("fp8_block", frozenset({90}), None,
-              ("flashinfer_cutlass", "trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "deep_gemm", "triton", "marlin"),
-              _V + "oracle/fp8.py: on Hopper block FP8 prefers FlashInfer CUTLASS for EP"),
+    AutoOrder("fp8_block", _HOPPER, frozenset({"tp"}),
+              ("triton", "trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "flashinfer_cutlass", "deep_gemm", "humming",
+               "marlin"),
+              _V + "oracle/fp8.py: on Hopper block FP8 prefers Triton for TP (Humming ahead of Marlin on sm90)"),
+    AutoOrder("fp8_block", _HOPPER, None,
+              ("flashinfer_cutlass", "trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "deep_gemm", "triton", "humming",
+               "marlin"),
+              _V + "oracle/fp8.py: on Hopper block FP8 prefers FlashInfer CUTLASS for EP (Humming ahead of Marlin)"),
     AutoOrder("fp8_block", None, None, _FP8_BLOCK_DEFAULT,
-              _V + "oracle/fp8.py: AITER, FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, DEEPGEMM, (VLLM_CUTLASS), TRITON, MARLIN"),
+              _V + "oracle/fp8.py: AITER, FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, DEEPGEMM, (VLLM_CUTLASS), TRITON, "
+                   "MARLIN, HUMMING"),
+    AutoOrder("fp8_per_tensor", _HOPPER, None,
+              ("trtllm_fp8_tensor_mono", "flashinfer_cutlass", "triton", "humming", "marlin"),
+              _V + "oracle/fp8.py (no modular TRT-LLM class for per-tensor; Humming ahead of Marlin on sm90)"),
     AutoOrder("fp8_per_tensor", None, None,
-              ("trtllm_fp8_tensor_mono", "flashinfer_cutlass", "triton", "marlin"),
+              ("trtllm_fp8_tensor_mono", "flashinfer_cutlass", "triton", "marlin", "humming"),
               _V + "oracle/fp8.py (no modular TRT-LLM class for per-tensor)"),
-    AutoOrder("mxfp8", None, None, ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod"),
-              _V + "oracle/mxfp8.py: FLASHINFER_TRTLLM only"),
+    AutoOrder("mxfp8", _HOPPER, None,
+              ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod", "deep_gemm", "humming", "marlin"),
+              _V + "oracle/mxfp8.py: FLASHINFER_TRTLLM, DEEPGEMM, HUMMING, MARLIN (Humming ahead of Marlin on sm90); "
+                   "TRITON_MXFP8 is ROCm-only, EMULATION not modelled"),
+    AutoOrder("mxfp8", None, None,
+              ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod", "deep_gemm", "marlin", "humming"),
+              _V + "oracle/mxfp8.py _SUPPORTED_BACKENDS: FLASHINFER_TRTLLM, DEEPGEMM, MARLIN, (XPU, AITER_MXFP8), "
+                   "HUMMING, (TRITON_MXFP8: ROCm only), EMULATION (not modelled)"),
+    AutoOrder("nvfp4", _HOPPER, None,
+              ("trtllm_nvfp4_mono", "trtllm_nvfp4_mod", "flashinfer_cutedsl", "flashinfer_cutlass", "vllm_cutlass",
+               "humming", "marlin", "emulation"),
+              _V + "oracle/nvfp4.py: as elsewhere, with prioritize_humming() moving HUMMING ahead of MARLIN on sm90"),
     AutoOrder("nvfp4", None, None,
               ("trtllm_nvfp4_mono", "trtllm_nvfp4_mod", "flashinfer_cutedsl", "flashinfer_cutlass", "vllm_cutlass",
                "marlin", "humming", "emulation"),
               _V + "oracle/nvfp4.py: FLASHINFER_TRTLLM, FLASHINFER_CUTEDSL(_BATCHED), FLASHINFER_CUTLASS, "
                    "VLLM_CUTLASS, MARLIN, HUMMING, EMULATION (B12X opt-in only)"),
+    AutoOrder("mxfp4", _HOPPER, None,
+              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "triton", "flashinfer_cutlass", "humming", "marlin"),
+              _V + "oracle/mxfp4.py _get_priority_backends_for_gpt_oss: FLASHINFER_TRTLLM_MXFP4_BF16/_MXFP8, TRITON, "
+                   "FLASHINFER_CUTLASS_MXFP4_BF16/_MXFP8, HUMMING, MARLIN (Humming ahead of Marlin on sm90)"),
+    AutoOrder("mxfp4", SM12X, None,
+              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "flashinfer_cutlass", "marlin", "triton", "humming"),
+              _V + "oracle/mxfp4.py _get_priority_backends_for_gpt_oss: on the SM120 family TRITON moves behind "
+                   "(BATCHED_)MARLIN"),
     AutoOrder("mxfp4", None, None,
-              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "triton", "flashinfer_cutlass", "marlin"),
-              _V + "oracle/mxfp4.py: FLASHINFER_TRTLLM_MXFP4_BF16, CK, TRITON, FLASHINFER_CUTLASS_MXFP4_BF16, "
-                   "TRITON_UNFUSED, MARLIN"),
+              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "triton", "flashinfer_cutlass", "marlin", "humming"),
+              _V + "oracle/mxfp4.py _get_priority_backends_for_gpt_oss: FLASHINFER_TRTLLM_MXFP4_BF16/_MXFP8, TRITON, "
+                   "FLASHINFER_CUTLASS_MXFP4_BF16/_MXFP8, (CUTLASS_MXFP4_MXFP4), MARLIN, BATCHED_MARLIN, HUMMING"),
     # DeepSeek-V4 FP4 experts: select_deepseek_v4_mxfp4_moe_backend -> _get_priority_backends():
     # FLASHINFER_TRTLLM_MXFP4_MXFP8 (monolithic, then modular), DEEPGEMM_MXFP4, MARLIN, BATCHED_MARLIN,
     # HUMMING, with prioritize_humming() moving HUMMING ahead of MARLIN on sm90 only.
-    AutoOrder("fp4_mixed", frozenset({90}), None,
+    AutoOrder("fp4_mixed", _HOPPER, None,
               ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4", "humming", "marlin"),
               _V + "oracle/mxfp4.py select_deepseek_v4_mxfp4_moe_backend: FLASHINFER_TRTLLM_MXFP4_MXFP8, "
                    "DEEPGEMM_MXFP4, HUMMING, MARLIN (Humming ahead of Marlin on sm90)"),
@@ -382,7 +427,7 @@ AUTO_ORDER: tuple[AutoOrder, ...] = (
               ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4", "marlin", "humming"),
               _V + "oracle/mxfp4.py select_deepseek_v4_mxfp4_moe_backend: FLASHINFER_TRTLLM_MXFP4_MXFP8, "
                    "DEEPGEMM_MXFP4, MARLIN, BATCHED_MARLIN, HUMMING"),
-    AutoOrder("bf16", frozenset({90}), None,
+    AutoOrder("bf16", _HOPPER, None,
               ("triton", "trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass"),
               _V + "oracle/unquantized.py: on Hopper FlashInfer moves behind Triton"),
     AutoOrder("bf16", None, None, ("triton", "trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass"),
@@ -390,8 +435,12 @@ AUTO_ORDER: tuple[AutoOrder, ...] = (
               activations=frozenset({"swigluoai"})),
     AutoOrder("bf16", None, None, ("trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass", "triton"),
               _V + "oracle/unquantized.py: FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, TRITON"),
-    AutoOrder("int4", None, None, ("trtllm_mxint4_mono", "marlin", "humming", "emulation"),
-              _V + "oracle/int_wna16.py: FLASHINFER_TRTLLM, MARLIN, HUMMING, EMULATION"),
+    AutoOrder("int4", _HOPPER, None, ("trtllm_mxint4_mono", "humming", "marlin", "triton", "emulation"),
+              _V + "oracle/int_wna16.py: FLASHINFER_TRTLLM, HUMMING, MARLIN, BATCHED_MARLIN, TRITON, EMULATION "
+                   "(Humming ahead of Marlin on sm90)"),
+    AutoOrder("int4", None, None, ("trtllm_mxint4_mono", "marlin", "triton", "humming", "emulation"),
+              _V + "oracle/int_wna16.py: (RDNA3), FLASHINFER_TRTLLM, MARLIN, BATCHED_MARLIN, TRITON, HUMMING, "
+                   "EMULATION"),
 )
 
 
@@ -489,6 +538,7 @@ class RoutingContext:
     pattern: str = ""  # "softmax + correction bias" — for reasons
     parallel: str = "tp"
     swiglu_limit: float | None = None  # SwiGLU clamp (DeepSeek-V4: 10.0); vLLM v0.33 passes it as gemm1_clamp_limit
+    env_switches: frozenset[str] = frozenset()  # opt-in env vars assumed set to 1 (VLLM_USE_FLASHINFER_MOE_INT4)
 
 
 @dataclass
@@ -511,6 +561,8 @@ def _arch_list(archs) -> str:
 def _gate_device(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
     if arch not in b.archs:
         return f"needs {_arch_list(b.archs)}; sm{arch} is not supported"
+    if b.env_switch and b.env_switch not in ctx.env_switches and os.environ.get(b.env_switch) != "1":
+        return f"needs {b.env_switch}=1 (off by default in vLLM {VLLM_VERSION})"
     return None
 
 
@@ -565,10 +617,15 @@ def _gate_routing(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
 def _gate_logits(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
     if b.router_dtypes is not None and ctx.router_dtype not in b.router_dtypes:
         return f"router logits in {ctx.router_dtype} are not accepted (takes {', '.join(sorted(b.router_dtypes))})"
+    for dtype, methods in b.router_dtype_methods:
+        if ctx.router_dtype == dtype and ctx.method not in methods:
+            return (f"router logits in {dtype} are accepted only with {', '.join(sorted(methods))} routing "
+                    f"(method {ctx.method})")
     return None
 
 
-def kernel_limit_problems(ctx: RoutingContext, *, fp8_block_launcher: bool = False) -> list[str]:
+def kernel_limit_problems(ctx: RoutingContext, *, fp8_block_launcher: bool = False,
+                          launcher_topk_assert: bool = True) -> list[str]:
     """FlashInfer 0.7.2 compiled-routing-tier problems for in-kernel routing (empty list = fits)."""
     E, k, method = ctx.num_experts, ctx.top_k, ctx.method
     G = ctx.n_group or 0
@@ -602,7 +659,7 @@ def kernel_limit_problems(ctx: RoutingContext, *, fp8_block_launcher: bool = Fal
     if fp8_block_launcher:
         if E > 512:
             out.append(f"FP8-block monolithic asserts E <= 512 (E={E})")
-        if k > 32:
+        if k > 32 and launcher_topk_assert:
             out.append(f"FP8-block monolithic asserts top_k <= 32 (k={k})")
     return out
 
@@ -611,7 +668,8 @@ def _gate_shape(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
     if b.max_experts is not None and ctx.num_experts > b.max_experts:
         return f"FlashInfer TRT-LLM routing supports at most {b.max_experts} experts (E={ctx.num_experts})"
     if b.routing_tiers:
-        probs = kernel_limit_problems(ctx, fp8_block_launcher=b.fp8_block_launcher)
+        probs = kernel_limit_problems(ctx, fp8_block_launcher=b.fp8_block_launcher,
+                                      launcher_topk_assert=b.launcher_topk_assert)
         if probs:
             return probs[0]
     if b.llama4_input_weights:

@@ -128,12 +128,19 @@ _VLLM_44347 = _layout(
     DeepseekV4=100, Custom=101, Simulated=102,
 )
 
+# Re-read from the v0.33.0 wheel: the same values as #44347, with its own source line.
+_VLLM_033 = _layout(
+    "vllm-0.33.0",
+    "vLLM v0.33.0 wheel vllm/model_executor/layers/fused_moe/config.py:105-136 (RoutingMethodType)",
+    **dict(_VLLM_44347.members),
+)
+
 VLLM_LAYOUTS: Mapping[str, EnumLayout] = MappingProxyType(
     {
         "pre-39141": _VLLM_PRE_39141,
         "39141": _VLLM_39141,
         "44347": _VLLM_44347,
-        "0.33": _VLLM_44347,  # v0.33.0 == #44347 values
+        "0.33": _VLLM_033,  # v0.33.0 == #44347 values
     }
 )
 VLLM_VERSIONS: tuple[str, ...] = tuple(VLLM_LAYOUTS)

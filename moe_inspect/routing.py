@@ -81,7 +81,8 @@ class MethodRow:
 
 _FALLBACK = MethodRow(ANY, ANY, ANY, ANY, "Unspecified", "unrecognised scoring function")
 
-# vLLM v0.33.0 fused_moe/config.py (REFERENCE §3.1 table; top_k ignored).
+# vLLM v0.33.0 fused_moe/config.py:138-171 (re-read from the wheel; REFERENCE §3.1 table; top_k ignored;
+# the function takes no routed_scaling_factor, so MiniMax2 is not gated on the scale).
 _V033 = (
     MethodRow("sqrtsoftplus", ANY, True, ANY, "DeepseekV4", "sqrtsoftplus + renormalize"),
     MethodRow("sqrtsoftplus", ANY, False, ANY, "Unspecified", "sqrtsoftplus without renormalize"),

@@ -96,9 +96,15 @@ def test_e_not_divisible_by_4_is_named():
 def test_llama4_needs_input_side_weights_and_k1():
     good = ctx(method="Llama4", num_experts=16, top_k=1, apply_router_weight_on_input=True)
     assert B.evaluate(row("trtllm_nvfp4_mono"), B.RoutingContext(**{**good.__dict__, "scheme": "nvfp4"}), 100).supported
+    # the NVFP4 and FP8 per-tensor monolithic classes assert it (vLLM v0.33.0 trtllm_nvfp4_moe.py:541-547,
+    # trtllm_fp8_moe.py:548-551) ...
+    for key, scheme in (("trtllm_nvfp4_mono", "nvfp4"), ("trtllm_fp8_tensor_mono", "fp8_per_tensor")):
+        no_input = B.RoutingContext(**{**good.__dict__, "scheme": scheme, "apply_router_weight_on_input": False})
+        v = B.evaluate(row(key), no_input, 100)
+        assert v.gate == "shape" and "apply_router_weight_on_input" in v.reason, key
+    # ... the BF16 monolithic class neither checks it nor passes it on (trtllm_bf16_moe.py:273-319)
     no_input = B.RoutingContext(**{**good.__dict__, "scheme": "bf16", "apply_router_weight_on_input": False})
-    v = B.evaluate(row("trtllm_bf16_mono"), no_input, 100)
-    assert v.gate == "shape" and "apply_router_weight_on_input" in v.reason
+    assert B.evaluate(row("trtllm_bf16_mono"), no_input, 100).supported
     k2 = B.RoutingContext(**{**good.__dict__, "scheme": "bf16", "top_k": 2})
     assert "top_k <= 1" in B.evaluate(row("trtllm_bf16_mono"), k2, 100).reason
 
@@ -202,3 +208,80 @@ def test_deepgemm_fp4_runs_on_blackwell_families_only():
 def test_flashinfer_b12x_is_nvfp4_only():
     v = B.evaluate(row("flashinfer_b12x"), ctx(scheme="mxfp4", method="RenormalizeNaive", activation="swigluoai"), 120)
     assert v.gate == "quant" and "NVFP4" in v.reason
+
+
+# ------------------------------------------------------------------ re-read from the vLLM v0.33.0 wheel
+def test_mxint4_takes_fp32_router_logits_only_with_deepseekv3():
+    # trtllm_mxint4_moe.py:97-105: float32 logits only for DeepSeekV3; bf16 for every listed method
+    on = frozenset({"VLLM_USE_FLASHINFER_MOE_INT4"})
+    qwen = ctx(method="RenormalizeNaive", scheme="int4", num_experts=128, top_k=8, router_dtype="float32",
+               env_switches=on)
+    v = B.evaluate(row("trtllm_mxint4_mono"), qwen, 100)
+    assert v.gate == "router_logits_dtype" and "DeepSeekV3" in v.reason
+    assert B.evaluate(row("trtllm_mxint4_mono"), ctx(method="RenormalizeNaive", scheme="int4", num_experts=128,
+                                                     router_dtype="bfloat16", env_switches=on), 100).supported
+    kimi = ctx(method="DeepSeekV3", scheme="int4", num_experts=384, top_k=8, n_group=1, topk_group=1,
+               router_dtype="float32", env_switches=on)
+    assert B.evaluate(row("trtllm_mxint4_mono"), kimi, 100).supported
+
+
+def test_mxint4_needs_its_env_switch(monkeypatch):
+    # flashinfer_mxint4_moe.py:24-31 + envs.py:221: VLLM_USE_FLASHINFER_MOE_INT4 defaults to 0
+    monkeypatch.delenv("VLLM_USE_FLASHINFER_MOE_INT4", raising=False)
+    c = ctx(method="DeepSeekV3", scheme="int4", num_experts=384, top_k=8, n_group=1, topk_group=1)
+    v = B.evaluate(row("trtllm_mxint4_mono"), c, 100)
+    assert v.gate == "device" and "VLLM_USE_FLASHINFER_MOE_INT4=1" in v.reason
+    monkeypatch.setenv("VLLM_USE_FLASHINFER_MOE_INT4", "1")
+    assert B.evaluate(row("trtllm_mxint4_mono"), c, 100).supported
+
+
+def test_mxint4_accepts_swigluoai():
+    c = ctx(method="Renormalize", scheme="int4", activation="swigluoai",
+            env_switches=frozenset({"VLLM_USE_FLASHINFER_MOE_INT4"}))
+    assert B.evaluate(row("trtllm_mxint4_mono"), c, 100).supported
+
+
+def test_mxfp8_has_no_top_k_32_assert_but_fp8_block_does():
+    # trtllm_fp8_moe.py:481 asserts top_k <= 32 only on the DeepSeek-FP8 branch; E <= 512 (:467) for both
+    probs_block = B.kernel_limit_problems(ctx(top_k=40, num_experts=256), fp8_block_launcher=True)
+    probs_mx = B.kernel_limit_problems(ctx(top_k=40, num_experts=256), fp8_block_launcher=True,
+                                       launcher_topk_assert=False)
+    assert any("asserts top_k <= 32" in p for p in probs_block)
+    assert not any("asserts top_k <= 32" in p for p in probs_mx)
+    assert row("trtllm_mxfp8_mono").launcher_topk_assert is False
+    assert row("trtllm_fp8_block_mono").launcher_topk_assert is True
+
+
+def test_allow_lists_match_the_v033_wheel():
+    # REFERENCE §5 rows, re-read in the wheel's experts/*.py
+    assert row("trtllm_bf16_mono").routing_methods == {"DeepSeekV3", "Llama4", "Renormalize", "RenormalizeNaive",
+                                                      "SigmoidRenorm", "MiniMax2", "Sigmoid"}
+    assert row("trtllm_mxfp4_mono").routing_methods == {"DeepSeekV3", "Renormalize", "RenormalizeNaive"}
+    assert row("trtllm_mxint4_mono").routing_methods == {"Renormalize", "RenormalizeNaive", "DeepSeekV3", "Llama4"}
+    assert row("trtllm_nvfp4_mono").routing_methods == {"DeepSeekV3", "Renormalize", "RenormalizeNaive", "Llama4",
+                                                       "SigmoidRenorm", "Sigmoid", "MiniMax2"}
+    assert "Llama4" not in row("trtllm_fp8_block_mono").routing_methods
+    assert "Llama4" in row("trtllm_fp8_tensor_mono").routing_methods
+
+
+@pytest.mark.parametrize("scheme, arch, first_weight_only", [
+    ("nvfp4", 90, "humming"), ("nvfp4", 100, "marlin"),
+    ("int4", 90, "humming"), ("int4", 100, "marlin"),
+    ("mxfp8", 90, "humming"), ("mxfp8", 100, "marlin"),
+    ("fp8_per_tensor", 90, "humming"), ("fp8_per_tensor", 100, "marlin"),
+])
+def test_prioritize_humming_only_on_hopper(scheme, arch, first_weight_only):
+    # quantization/utils/humming/priority.py: HUMMING moves ahead of MARLIN on capability 90 only
+    order = B.auto_order(scheme, arch).order
+    pair = [k for k in order if k in ("humming", "marlin")]
+    assert pair[0] == first_weight_only, order
+
+
+def test_auto_orders_name_the_v033_backends():
+    assert "triton" in B.auto_order("int4", 100).order  # int_wna16.py:133-142 TRITON (TritonWNA16Experts)
+    mx = B.auto_order("mxfp8", 100).order  # mxfp8.py:20-32
+    assert mx[:3] == ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod", "deep_gemm")
+    sm120 = B.auto_order("mxfp4", 120).order  # mxfp4.py:426-434: TRITON behind (BATCHED_)MARLIN on SM12x
+    assert sm120.index("marlin") < sm120.index("triton")
+    assert B.evaluate(row("deep_gemm"), ctx(scheme="mxfp8"), 100).supported
+    assert B.evaluate(row("deep_gemm"), ctx(scheme="mxfp8"), 90).gate == "quant"

@@ -100,3 +100,12 @@ def test_returned_dicts_are_copies():
     e = enums.flashinfer_enum("0.7.2")
     e["Default"] = 99
     assert enums.flashinfer_enum("0.7.2")["Default"] == 0
+
+
+def test_vllm_033_layout_is_read_from_the_wheel():
+    # vLLM v0.33.0 fused_moe/config.py:105-136: Sigmoid 8, Unspecified 9, internal ids 100-102, no TopKSigmoid
+    lay = enums.vllm_layout("0.33.0")
+    assert "v0.33.0" in lay.source
+    assert dict(lay.members) == {"Default": 0, "Renormalize": 1, "DeepSeekV3": 2, "Llama4": 3,
+                                 "RenormalizeNaive": 4, "TopK": 5, "SigmoidRenorm": 6, "MiniMax2": 7,
+                                 "Sigmoid": 8, "Unspecified": 9, "DeepseekV4": 100, "Custom": 101, "Simulated": 102}

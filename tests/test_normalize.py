@@ -338,8 +338,8 @@ EXPECTED = {
     "deepseek-ai/DeepSeek-V4-Pro": (384, 6, "sqrtsoftplus", True, True, None, None, False, 2.5, 61, [61]),
     "moonshotai/Kimi-K2-Instruct": (384, 8, "sigmoid", True, True, 1, 1, True, 2.827, 60, []),
     "MiniMaxAI/MiniMax-M1-40k": (32, 2, "softmax", False, True, None, None, False, None, 80, []),
-    "MiniMaxAI/MiniMax-M2": (256, 8, "sigmoid", True, True, None, None, False, None, 62, [62, 63, 64]),
-    "MiniMaxAI/MiniMax-M2.5": (256, 8, "sigmoid", True, True, None, None, False, None, 62, [62, 63, 64]),
+    "MiniMaxAI/MiniMax-M2": (256, 8, "sigmoid", True, True, None, None, False, 1.0, 62, [62, 63, 64]),
+    "MiniMaxAI/MiniMax-M2.5": (256, 8, "sigmoid", True, True, None, None, False, 1.0, 62, [62, 63, 64]),
     "Qwen/Qwen1.5-MoE-A2.7B": (60, 4, "softmax", False, False, None, None, False, None, 24, []),
     "Qwen/Qwen2-57B-A14B": (64, 8, "softmax", False, False, None, None, False, None, 28, []),
     "Qwen/Qwen3-30B-A3B": (128, 8, "softmax", False, True, None, None, False, None, 48, []),
@@ -914,3 +914,60 @@ def test_bad_architectures_and_model_type():
         normalize({**GOOD, "architectures": "Qwen3MoeForCausalLM"})
     with pytest.raises(ConfigError, match="model_type"):
         normalize({**GOOD, "model_type": 7})
+
+
+# ------------------------------------------------------------------ rows re-read from the vLLM v0.33.0 wheel
+def _nested_cfg(repo: str, **changes) -> dict:
+    c = copy.deepcopy(MODELS[repo])
+    target = c.get("text_config", c)
+    target.update(changes)
+    return c
+
+
+def test_qwen3_5_reads_norm_topk_prob_default_true():
+    # qwen3_5.py:173 uses Qwen3NextSparseMoeBlock: renormalize=getattr(config, "norm_topk_prob", True)
+    spec, _ = normalize(copy.deepcopy(MODELS["Qwen/Qwen3.5-35B-A3B"]))
+    assert spec.renormalize is True
+    spec, _ = normalize(_nested_cfg("Qwen/Qwen3.5-35B-A3B", norm_topk_prob=False))
+    assert spec.renormalize is False
+
+
+def test_glm5_bias_follows_topk_method_and_router_is_fp32():
+    # deepseek_v2.py:327 (bias iff topk_method == noaux_tc), :139-142 (glm_moe_dsa -> fp32 router)
+    spec, _ = normalize(cfg("zai-org/GLM-5"))
+    assert spec.has_correction_bias is True and spec.router_dtype == "float32"
+    c = cfg("zai-org/GLM-5")
+    del c["topk_method"]
+    spec, _ = normalize(c)
+    assert spec.has_correction_bias is False
+
+
+def test_deepseek_v4_bias_follows_topk_method():
+    # deepseek_v4/nvidia/model.py:301
+    c = cfg("deepseek-ai/DeepSeek-V4-Flash")
+    del c["topk_method"]
+    spec, _ = normalize(c)
+    assert spec.has_correction_bias is False and spec.num_hash_layers == 3
+
+
+def test_minimax_m2_ignores_a_routed_scaling_factor_key():
+    # minimax_m2.py:96-108 passes no routed_scaling_factor to the MoE layer
+    spec, _ = normalize(cfg("MiniMaxAI/MiniMax-M2", routed_scaling_factor=2.0))
+    assert spec.routed_scaling_factor == 1.0
+    assert any("routed_scaling_factor" in n and "ignored" in n for n in spec.notes)
+
+
+def test_deepseek_v3_without_norm_topk_prob_renormalizes():
+    # vLLM reads config.norm_topk_prob; transformers' DeepseekV3Config defaults it to True, V2 to False
+    c = cfg("deepseek-ai/DeepSeek-V3")
+    del c["norm_topk_prob"]
+    assert normalize(c)[0].renormalize is True
+    c = cfg("deepseek-ai/DeepSeek-V2-Lite")
+    c.pop("norm_topk_prob", None)
+    assert normalize(c)[0].renormalize is False
+
+
+def test_rows_marked_v0330_are_verified():
+    for r in archs.ROWS:
+        if "v0.33.0" in r.source:
+            assert r.verified, r.family
