@@ -714,6 +714,16 @@ def normalize(config: dict, evidence: TensorEvidence | None = None) -> tuple[MoE
         hashes = _count(_lookup(view, "num_hash_layers"), b.path("num_hash_layers"), minimum=0)
         if hashes:
             b.set("num_hash_layers", hashes, f"config:{b.path('num_hash_layers')}")
+    elif row.family == "deepseek_v4":
+        # vLLM 0.33.0 counts "hash_moe" entries of mlp_layer_types, a list transformers derives from
+        # num_hash_layers (default 3 in DeepseekV4Config)
+        types = _lookup(view, "mlp_layer_types") if b.present("mlp_layer_types") else None
+        if isinstance(types, list):
+            hashes = sum(1 for t in types if t == "hash_moe")
+            if hashes:
+                b.set("num_hash_layers", hashes, f"config:{b.path('mlp_layer_types')}")
+        else:
+            b.set("num_hash_layers", 3, "arch:deepseek_v4 (transformers DeepseekV4Config default num_hash_layers=3)")
 
     # -- MTP --------------------------------------------------------------------------------------
     mkey, mraw = b.first(row.mtp)

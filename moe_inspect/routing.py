@@ -235,8 +235,8 @@ def _select_router(spec: MoESpec, vv: str, renorm: bool) -> _Router:
     base = {"scoring_func": scoring, "top_k": spec.top_k, "renormalize": renorm,
             "routed_scaling_factor": rsf}
 
-    # 1. ZeroExpertRouter
-    if spec.zero_expert_type is not None or spec.zero_expert_num:
+    # 1. ZeroExpertRouter: vLLM 0.33.0 router/router_factory.py:127 tests zero_expert_type only
+    if spec.zero_expert_type is not None:
         return _Router("ZeroExpertRouter", "Unspecified",
                        {**base, "num_expert_group": None, "has_e_score_bias": bias},
                        f"zero experts (zero_expert_type={spec.zero_expert_type!r}, "

@@ -445,6 +445,17 @@ def test_deepseek_v4_hash_layers_and_swiglu_limit():
     assert spec.moe_layers == list(range(43))
 
 
+def test_deepseek_v4_hash_layers_from_mlp_layer_types_or_the_transformers_default():
+    """vLLM 0.33.0 counts "hash_moe" in mlp_layer_types; transformers defaults num_hash_layers to 3."""
+    c = cfg("deepseek-ai/DeepSeek-V4-Flash")
+    c.pop("num_hash_layers")
+    spec, _ = normalize(c)
+    assert spec.num_hash_layers == 3 and spec.provenance["num_hash_layers"].startswith("arch:deepseek_v4")
+    c["mlp_layer_types"] = ["hash_moe"] * 2 + ["moe"] * 41
+    spec, _ = normalize(c)
+    assert spec.num_hash_layers == 2 and spec.provenance["num_hash_layers"] == "config:mlp_layer_types"
+
+
 def test_kimi_k2_matched_through_model_type_and_architecture():
     spec, _ = normalize(cfg("moonshotai/Kimi-K2-Instruct"))
     assert spec.family == "deepseek_v3" and spec.model_type == "kimi_k2"

@@ -325,3 +325,13 @@ def test_result_serialises():
 def test_grouped_topk_without_group_sizes_warns():
     r = resolve(spec(scoring_func="sigmoid", has_correction_bias=True, use_grouped_topk=True))
     assert any("raises ValueError" in w for w in r.warnings)
+
+
+def test_zero_expert_router_needs_zero_expert_type():
+    """vLLM 0.33.0 router_factory.py:127 picks ZeroExpertRouter on zero_expert_type alone."""
+    r = resolve(spec(model_type="longcat_flash", zero_expert_num=256, has_correction_bias=True))
+    assert r.router == "FusedTopKBiasRouter" and r.method == "Unspecified"
+    assert any("zero" in w for w in r.warnings)
+    r = resolve(spec(model_type="longcat_flash", zero_expert_num=256, zero_expert_type="identity",
+                     has_correction_bias=True))
+    assert r.router == "ZeroExpertRouter"
