@@ -149,12 +149,13 @@ _VLLM_ALIASES = {"v0.33": "0.33", "0.33.0": "0.33", "v0.33.0": "0.33", "pr39141"
                  "#39141": "39141", "pr44347": "44347", "#44347": "44347", "pre39141": "pre-39141"}
 
 # --------------------------------------------------------------------------------------------
-# SGLang 0.5.23 python/sglang/srt/layers/moe/utils.py: 0-8 as FlashInfer 0.6.11, Unspecified 9.
+# SGLang 0.5.23 python/sglang/srt/layers/moe/utils.py:981-1001 (read from the wheel
+# sglang-0.5.23-cp311): 0-8 as FlashInfer 0.6.11, Unspecified 9; no TopKSigmoid, no 100+ ids.
 # --------------------------------------------------------------------------------------------
 SGLANG_VERSION = "0.5.23"
 SGLANG_LAYOUT = _layout(
     "sglang-0.5.23",
-    "SGLang 0.5.23 python/sglang/srt/layers/moe/utils.py",
+    "SGLang 0.5.23 python/sglang/srt/layers/moe/utils.py:981-1001 (class RoutingMethodType)",
     **_BASE, SigmoidRenorm=6, MiniMax2=7, Sigmoid=8, Unspecified=9,
 )
 

@@ -8,8 +8,9 @@
    version (``METHOD_TABLES``);
 3. translate: the member's value in vLLM's enum, the value FlashInfer's enum of the chosen
    release gives the same NAME, and what vLLM's INTEGER means to that FlashInfer (drift);
-4. SGLang 0.5.23's hard-coded label (§3.4), and warnings for routing patterns that no
-   FlashInfer method implements (§2).
+4. SGLang 0.5.23's label: the method its model file binds to TopK and whether its
+   ``_can_bypass_trtllm_routing`` lets the kernel route (``SGLANG_ROWS``, read from the wheel);
+   warnings for routing patterns that no FlashInfer method implements (§2).
 
 Plain data in, plain data out: no torch, no CLI.
 """
@@ -31,7 +32,9 @@ from .enums import (
 from .reference import scale_applies
 from .spec import MoESpec, RoutingResult
 
-__all__ = ["MethodRow", "METHOD_TABLES", "SGLANG_LABELS", "get_routing_method_type", "resolve"]
+__all__ = ["MethodRow", "METHOD_TABLES", "SGLANG_LABELS", "SGLANG_ROWS", "SGLangRow",
+           "get_routing_method_type", "resolve", "sglang_can_bypass_trtllm_routing",
+           "sglang_routing"]
 
 # --------------------------------------------------------------------------------------------
 # get_routing_method_type(scoring_func, top_k, renormalize, num_expert_group, has_e_score_bias
@@ -185,32 +188,147 @@ _CUSTOM_DESCRIPTIONS = {
 }
 
 # --------------------------------------------------------------------------------------------
-# SGLang 0.5.23: routing_method_type hard-coded per model file (REFERENCE §3.4).
-# model_type -> (label | None, model file). "cohere2" is resolved from scoring/renormalize.
+# SGLang 0.5.23 (wheel sglang-0.5.23-cp311, python/sglang/srt/…; REFERENCE §3.4 corrected).
+# There is no derivation function: each model file passes a routing_method_type (or none) to its
+# experts and binds it to its TopK (``TopK.bind_runner_backend``, layers/moe/topk.py:769-785).
+# With ``--moe-runner-backend flashinfer_trtllm`` SGLang lets the kernel route in-kernel
+# (TopKOutputFormat.BYPASSED, topk.py:793-803) only when ``_can_bypass_trtllm_routing``
+# (topk.py:613-650) accepts the method for the TopK the model built; otherwise it routes in
+# Python and calls the routed kernel with TopK (moe_runner/flashinfer_trtllm.py:906-907).
+# A model that binds no method (None) never bypasses, even where fp8 + flashinfer_trtllm sets
+# the experts' method to DeepSeekV3 (quantization/fp8.py:3006-3016): TopK keeps None.
 # --------------------------------------------------------------------------------------------
-SGLANG_LABELS: dict[str, tuple[str | None, str]] = {
-    "deepseek_v2": ("DeepSeekV3", "deepseek_v2.py"),
-    "deepseek_v3": ("DeepSeekV3", "deepseek_v2.py"),
-    "deepseek_v32": ("DeepSeekV3", "deepseek_v2.py"),
-    "kimi_k2": ("DeepSeekV3", "deepseek_v2.py"),
-    "glm4_moe": ("DeepSeekV3", "glm4_moe.py"),
-    "nemotron_h": ("DeepSeekV3", "nemotron_h.py"),
-    "mimo_v2": ("DeepSeekV3", "mimo_v2.py"),
-    "mimo_v2_flash": ("DeepSeekV3", "mimo_v2.py"),
-    "qwen3_moe": ("Renormalize", "qwen3_moe.py"),
-    "qwen2_moe": ("RenormalizeNaive", "qwen2_moe.py"),
-    "llama4": ("Llama4", "llama4.py"),
-    "llama4_text": ("Llama4", "llama4.py"),
-    "cohere2_moe": ("cohere2", "cohere2_moe.py"),
-    "minimax_m2": (None, "minimax_m2.py"),
-    "gpt_oss": (None, "gpt_oss.py"),
-    "mixtral": (None, "mixtral.py"),
-    "qwen3_next": (None, "qwen3_next.py"),
-    "deepseek_v4": (None, "deepseek_v4.py"),
-}
-# _can_bypass_trtllm_routing (srt/layers/moe/topk.py) never lets the kernel route these:
-_SGLANG_NEVER_BYPASS = frozenset({"MiniMax2", "TopK", "Unspecified"})
-_SGLANG_NONE = "none (SGLang routes in Python)"
+_SGL = "SGLang 0.5.23 srt/"
+
+
+@dataclass(frozen=True)
+class SGLangRow:
+    """How one SGLang 0.5.23 model file builds its TopK and which method it binds.
+
+    method: the declared RoutingMethodType name; None = none bound to TopK; "rule:<name>" =
+        chosen from the config (``_SGLANG_RULES``).
+    grouped: "yes" | "no" | "config" (n_group or topk_group set, bailing_moe.py:222-232)
+    bias: "yes" (always a correction-bias parameter) | "no" | "noaux_tc" (iff
+        topk_method == "noaux_tc") | "config" (the checkpoint's bias)
+    renorm / scoring: "config" = from the spec, else the fixed value the file passes to TopK
+    custom: TopK gets a custom_routing_function
+    """
+
+    model_types: tuple[str, ...]
+    file: str  # model file (short name shown in the label)
+    method: str | None
+    grouped: str
+    bias: str
+    renorm: str
+    scoring: str
+    custom: bool
+    source: str
+    note: str = ""
+
+
+SGLANG_ROWS: tuple[SGLangRow, ...] = (
+    SGLangRow(("deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "kimi_k25", "glm_moe_dsa"),
+              "deepseek_v2.py", "DeepSeekV3", "yes", "noaux_tc", "config", "config", False,
+              _SGL + "models/deepseek_v2.py:762-764 (getattr(config, 'routing_method_type', "
+              "DeepSeekV3)), MoEGate bias iff topk_method == noaux_tc :519, TopK grouped "
+              ":786-808, bind :828-832; GLM-5 = glm4_moe.py:1284 GlmMoeDsaForCausalLM("
+              "DeepseekV2ForCausalLM); Kimi-K2.5 = kimi_k25.py:693 DeepseekV3ForCausalLM"),
+    SGLangRow(("deepseek_v4", "deepseek_v41"), "deepseek_v2.py", "DeepSeekV3", "no", "yes",
+              "config", "config", False,
+              _SGL + "models/deepseek_v4.py:3155-3163 DeepseekV2MoE(is_deepseek_v4=True) -> "
+              "deepseek_v2.py:762-764 DeepSeekV3; DSV4 override use_grouped_topk=False, "
+              "sqrtsoftplus :809-827; hash layers HashTopK :770-782",
+              note="hash-routed layers use HashTopK, which never bypasses"),
+    SGLangRow(("glm4_moe",), "glm4_moe.py", "DeepSeekV3", "yes", "yes", "config", "softmax", False,
+              _SGL + "models/glm4_moe.py:445 DeepSeekV3, Glm4MoeGate bias always :393, TopK "
+              "grouped :449-462 (no scoring_func: softmax default, unused by DeepSeekV3), "
+              "bind :463-466"),
+    SGLangRow(("glm4_moe_lite",), "glm4_moe_lite.py", None, "yes", "yes", "config", "softmax",
+              False,
+              _SGL + "models/glm4_moe_lite.py:209-220 experts without routing_method_type, "
+              "TopK :223-238, bind without method :239"),
+    SGLangRow(("nemotron_h",), "nemotron_h.py", "DeepSeekV3", "yes", "yes", "config", "sigmoid",
+              False,
+              _SGL + "models/nemotron_h.py:288 DeepSeekV3, bias always :272, TopK grouped "
+              "sigmoid :291-301, bind :303-306"),
+    SGLangRow(("mimo_v2", "mimo_v2_flash"), "mimo_v2.py", "rule:mimo_v2", "yes", "noaux_tc",
+              "config", "config", False,
+              _SGL + "models/mimo_v2.py:446-450 DeepSeekV3 iff bias and norm_topk_prob else "
+              "None, bias iff topk_method == noaux_tc :385-398, TopK grouped :465-480, "
+              "bind :482-485"),
+    SGLangRow(("minimax_m2",), "minimax_m2.py", None, "no", "config", "yes", "config", False,
+              _SGL + "models/minimax_m2.py:537-553 (no routing_method_type), bind without "
+              "method :554"),
+    SGLangRow(("qwen2_moe", "qwen3_next", "qwen3_5_moe", "qwen3_5_moe_text"), "qwen2_moe.py",
+              "RenormalizeNaive", "no", "no", "config", "softmax", False,
+              _SGL + "models/qwen2_moe.py:336 RenormalizeNaive, TopK :307-311, bind :343-346; "
+              "Qwen3-Next qwen3_next.py:549,706 and Qwen3.5 qwen3_5.py:1148,1382 use "
+              "Qwen2MoeSparseMoeBlock (norm_topk_prob default True, configs/qwen3_next.py)"),
+    SGLangRow(("qwen3_moe", "qwen3_vl_moe", "qwen3_vl_moe_text"), "qwen3_moe.py", "Renormalize",
+              "no", "no", "config", "softmax", False,
+              _SGL + "models/qwen3_moe.py:273 Renormalize, renormalize = norm_topk_prob "
+              "(default True, GGUF False) :253-263, bind :275-278; qwen3_vl_moe.py:34 reuses it"),
+    SGLangRow(("llama4", "llama4_text"), "llama4.py", "Llama4", "no", "no", "no", "sigmoid", True,
+              _SGL + "models/llama4.py:128 Llama4, TopK renormalize=False + custom_routing_"
+              "function :113-118, bind :131-134"),
+    SGLangRow(("cohere2_moe",), "cohere2_moe.py", "rule:cohere2", "no", "no", "config", "config",
+              False,
+              _SGL + "models/cohere2_moe.py:250-266 (sigmoid: SigmoidRenorm / Sigmoid with "
+              "custom cohere2_sigmoid_topk when not renormalized; softmax: RenormalizeNaive / "
+              "Default), TopK :277-283, bind :298-301"),
+    SGLangRow(("bailing_moe", "bailing_moe_v2"), "bailing_moe.py", "rule:bailing", "config",
+              "config", "config", "config", False,
+              _SGL + "models/bailing_moe.py:305-310 (norm_topk_prob: DeepSeekV3 if grouped + "
+              "bias, RenormalizeNaive if ungrouped without bias, else None), grouped "
+              ":222-232, TopK :291-302, bind :326-329"),
+    SGLangRow(("step3p5",), "step3p5.py", "Renormalize", "no", "config", "yes", "sigmoid", False,
+              _SGL + "models/step3p5.py:161 Renormalize, but TopK is sigmoid + router bias "
+              ":142-150, bind :164-167"),
+    SGLangRow(("exaone_moe",), "exaone_moe.py", "RenormalizeNaive", "yes", "yes", "config",
+              "sigmoid", False,
+              _SGL + "models/exaone_moe.py:169 RenormalizeNaive, but TopK is grouped sigmoid + "
+              "bias :172-183, bind :184-187"),
+    SGLangRow(("gpt_oss",), "gpt_oss.py", None, "no", "no", "yes", "softmax", False,
+              _SGL + "models/gpt_oss.py:222-226 (no routing_method_type), bind without method "
+              ":255; the flashinfer_mxfp4 backend bypasses TopK anyway (topk.py:796-797) and "
+              "routes in-kernel with method 1 = Renormalize (moe_runner/flashinfer_trtllm.py:1331)",
+              note="with --moe-runner-backend flashinfer_mxfp4 the kernel routes anyway "
+                   "(hard-coded Renormalize)"),
+    SGLangRow(("mixtral",), "mixtral.py", None, "no", "no", "yes", "softmax", False,
+              _SGL + "models/mixtral.py:94-98, bind without method :110"),
+    SGLangRow(("granitemoe", "granitemoeshared", "granitemoehybrid"), "granitemoe.py", None, "no",
+              "no", "yes", "softmax", False,
+              _SGL + "models/granitemoe.py:136-140, bind without method :153; "
+              "granitemoehybrid.py:41 reuses GraniteMoeMoE"),
+    SGLangRow(("dbrx",), "dbrx.py", None, "no", "no", "yes", "softmax", False,
+              _SGL + "models/dbrx.py:117-122 (STANDARD output, never bound)"),
+    SGLangRow(("olmoe",), "olmoe.py", None, "no", "no", "no", "softmax", False,
+              _SGL + "models/olmoe.py:82-86, bind without method :97"),
+    SGLangRow(("ernie4_5_moe",), "ernie4.py", None, "no", "config", "yes", "softmax", False,
+              _SGL + "models/ernie4.py:96-101, bind without method :113"),
+    SGLangRow(("step3_text", "step3v", "step3_vl"), "step3_vl.py", None, "no", "no", "config",
+              "softmax", False,
+              _SGL + "models/step3_vl.py:132-135, bind without method :148"),
+    SGLangRow(("longcat_flash",), "longcat_flash.py", None, "no", "yes", "no", "softmax", False,
+              _SGL + "models/longcat_flash.py:291-295, bind without method :309"),
+    SGLangRow(("lfm2_moe",), "lfm2_moe.py", None, "no", "config", "config", "sigmoid", False,
+              _SGL + "models/lfm2_moe.py:142-147, bind without method :165"),
+    SGLangRow(("phimoe",), "phimoe.py", None, "no", "no", "no", "softmax", True,
+              _SGL + "models/phimoe.py:201-205, bind without method :218"),
+    SGLangRow(("hunyuan", "hunyuan_v1_moe"), "hunyuan.py", None, "no", "no", "config", "softmax",
+              False, _SGL + "models/hunyuan.py:150-153, bind without method :164"),
+    SGLangRow(("gemma4", "gemma4_text"), "gemma4_causal.py", None, "no", "no", "config",
+              "softmax", True,
+              _SGL + "models/gemma4_causal.py:279-282, bind without method :298"),
+    SGLangRow(("afmoe",), "afmoe.py", None, "config", "config", "config", "config", False,
+              _SGL + "models/afmoe.py:225-245 (never bound)"),
+    SGLangRow(("kimi_linear",), "kimi_linear.py", None, "yes", "yes", "config", "config", False,
+              _SGL + "models/kimi_linear.py:129-136, bind without method :144"),
+)
+SGLANG_LABELS: dict[str, SGLangRow] = {mt: row for row in SGLANG_ROWS for mt in row.model_types}
+# model types with no native model file in SGLang 0.5.23 (srt/models/ has none)
+SGLANG_NO_MODEL_FILE = frozenset({"minimax_m1", "minimax", "minimax_text_01", "jamba",
+                                  "openpangu", "pangu_ultra_moe", "openpangu_ultra_moe"})
 
 _INTERNAL_MEANING = {
     "DeepseekV4": "sqrtsoftplus routing",
@@ -294,50 +412,119 @@ def _custom_method(spec: MoESpec, renorm: bool, vllm_members: dict[str, int]) ->
     return method, desc
 
 
+def sglang_can_bypass_trtllm_routing(
+    method: str | None, *, top_k: int, use_grouped_topk: bool, has_correction_bias: bool,
+    renormalize: bool, scoring_func: str, custom_routing: bool,
+    sqrtsoftplus_log1p: bool = False, num_shared_topk_slots: int = 0,
+) -> tuple[bool, str]:
+    """SGLang 0.5.23 ``_can_bypass_trtllm_routing`` (srt/layers/moe/topk.py:613-650), branch by
+    branch: (may the FlashInfer TRT-LLM kernel route in-kernel, why). The inputs are the fields
+    of the TopKConfig the model file built, not the checkpoint's config."""
+    if method is None or method == "Unspecified":
+        return False, f"no routing method bound to TopK ({method})"
+    if sqrtsoftplus_log1p:
+        return False, "sqrtsoftplus_log1p routing (DeepSeek-V4.1)"
+    if num_shared_topk_slots:
+        return False, f"{num_shared_topk_slots} fused shared-expert top-k slots"
+    plain = not use_grouped_topk and not has_correction_bias
+    if method == "Llama4":
+        ok = plain and top_k == 1 and not renormalize and custom_routing
+        return ok, ("Llama4 with top_k 1, no renormalize, custom routing function" if ok else
+                    f"Llama4 needs ungrouped, unbiased top_k 1 without renormalize and with the "
+                    f"Llama-4 function (top_k={top_k}, renormalize={renormalize})")
+    if custom_routing:
+        return False, "custom routing function"
+    if method == "DeepSeekV3":
+        ok = use_grouped_topk and has_correction_bias and renormalize
+        # topk.py:633: "The biased grouped router uses sigmoid regardless of scoring_func."
+        return ok, ("DeepSeekV3 with grouped top-k, correction bias and renormalize" if ok else
+                    "DeepSeekV3 needs grouped top-k + correction bias + renormalize (TopK: "
+                    f"grouped={use_grouped_topk}, bias={has_correction_bias}, "
+                    f"renormalize={renormalize})")
+    if not plain:
+        return False, (f"{method} needs ungrouped top-k without a bias (TopK: grouped="
+                       f"{use_grouped_topk}, bias={has_correction_bias})")
+    want = {"Renormalize": ("softmax", True), "RenormalizeNaive": ("softmax", True),
+            "Default": ("softmax", False), "SigmoidRenorm": ("sigmoid", True),
+            "Sigmoid": ("sigmoid", False)}.get(method)
+    if want is None:
+        return False, f"{method} is never bypassed"
+    ok = (scoring_func, bool(renormalize)) == want
+    return ok, (f"{method} matches {scoring_func} scoring, renormalize={renormalize}" if ok else
+                f"{method} needs {want[0]} scoring with renormalize={want[1]} (TopK: "
+                f"{scoring_func}, renormalize={renormalize})")
+
+
+def _sglang_rule(name: str, spec: MoESpec, cfg: dict[str, Any]) -> tuple[str | None, bool]:
+    """Methods chosen from the config: (method, TopK gets a custom routing function)."""
+    renorm = cfg["renormalize"]
+    if name == "cohere2":  # cohere2_moe.py:250-266
+        if cfg["scoring_func"] == "sigmoid":
+            return ("SigmoidRenorm", False) if renorm else ("Sigmoid", True)
+        return ("RenormalizeNaive" if renorm else "Default"), False
+    if name == "mimo_v2":  # mimo_v2.py:446-450
+        return ("DeepSeekV3" if cfg["has_correction_bias"] and renorm else None), cfg["custom"]
+    if name == "bailing":  # bailing_moe.py:305-310
+        if renorm and cfg["use_grouped_topk"] and cfg["has_correction_bias"]:
+            return "DeepSeekV3", False
+        if renorm and not cfg["use_grouped_topk"] and not cfg["has_correction_bias"]:
+            return "RenormalizeNaive", False
+        return None, False
+    raise KeyError(name)
+
+
+def sglang_routing(spec: MoESpec) -> dict[str, Any] | None:
+    """What SGLang 0.5.23 does with ``spec``: the model file, the method it binds to TopK, the
+    TopKConfig fields it builds and whether ``--moe-runner-backend flashinfer_trtllm`` lets the
+    kernel route in-kernel. None when SGLANG_ROWS has no row for the model type."""
+    row = SGLANG_LABELS.get(spec.model_type)
+    if row is None:
+        return None
+    cfg_of = {"yes": True, "no": False}
+    if row.grouped == "config":
+        grouped = (spec.n_group or 0) > 0 or (spec.topk_group or 0) > 0
+    else:
+        grouped = cfg_of[row.grouped]
+    if row.bias == "noaux_tc":
+        bias = (spec.topk_method == "noaux_tc" if spec.topk_method is not None
+                else spec.has_correction_bias)
+    elif row.bias == "config":
+        bias = spec.has_correction_bias
+    else:
+        bias = cfg_of[row.bias]
+    renorm = spec.renormalize if row.renorm == "config" else cfg_of[row.renorm]
+    if row.scoring == "config":
+        scoring = ("sigmoid" if spec.custom_routing == "cohere2_sigmoid" else spec.scoring_func)
+    else:
+        scoring = row.scoring
+    cfg: dict[str, Any] = {"top_k": spec.top_k, "use_grouped_topk": grouped,
+                           "has_correction_bias": bias, "renormalize": bool(renorm),
+                           "scoring_func": scoring, "custom": row.custom}
+    method = row.method
+    if method is not None and method.startswith("rule:"):
+        method, cfg["custom"] = _sglang_rule(method[5:], spec, cfg)
+    bypass, why = sglang_can_bypass_trtllm_routing(
+        method, top_k=spec.top_k, use_grouped_topk=grouped, has_correction_bias=bias,
+        renormalize=bool(renorm), scoring_func=scoring, custom_routing=cfg["custom"],
+        sqrtsoftplus_log1p=spec.model_type == "deepseek_v41")
+    return {"file": row.file, "method": method, "bypass": bypass, "why": why,
+            "topk_config": cfg, "note": row.note, "source": row.source}
+
+
 def _sglang_label(spec: MoESpec) -> str:
-    entry = SGLANG_LABELS.get(spec.model_type)
-    if entry is None:
+    if spec.model_type in SGLANG_NO_MODEL_FILE:
+        return f"no SGLang 0.5.23 model file for model_type {spec.model_type!r}"
+    d = sglang_routing(spec)
+    if d is None:
         return f"unknown (model_type {spec.model_type!r} not in the SGLang 0.5.23 table)"
-    label, model_file = entry
-    if label is None:
-        return f"{_SGLANG_NONE}; {model_file} sets no routing_method_type"
-    if label == "cohere2":
-        if spec.scoring_func == "sigmoid" or spec.custom_routing == "cohere2_sigmoid":
-            label = "SigmoidRenorm" if spec.renormalize else "Sigmoid"
-        else:
-            label = "RenormalizeNaive" if spec.renormalize else "Default"
-    if label in _SGLANG_NEVER_BYPASS:
-        return f"{label} (hard-coded in {model_file}); SGLang never lets the kernel route it"
-    implied = _semantic_label(spec)
-    if implied is not None and _same_semantics(label, implied):
-        return f"{label} (hard-coded in {model_file}); kernel may route (matches the config)"
-    return (f"{label} (hard-coded in {model_file}); does not match the config "
-            f"({implied or 'no FlashInfer method'}) -> SGLang routes in Python")
-
-
-def _semantic_label(spec: MoESpec) -> str | None:
-    """The FlashInfer method that computes what the checkpoint's routing really does."""
-    if spec.custom_routing == "llama4":
-        return "Llama4"
-    if spec.custom_routing and spec.custom_routing != "cohere2_sigmoid":
-        return None
-    if spec.zero_expert_num or spec.zero_expert_type or spec.num_hash_layers:
-        return None
-    s = spec.scoring_func
-    if s == "sigmoid" or spec.custom_routing == "cohere2_sigmoid":
-        if spec.has_correction_bias:
-            return "DeepSeekV3" if spec.renormalize else None
-        return "SigmoidRenorm" if spec.renormalize else "Sigmoid"
-    if s == "softmax" and not spec.has_correction_bias:
-        if spec.topk_method == "group_limited_greedy" or (spec.n_group or 0) > 1:
-            return None
-        return "RenormalizeNaive" if spec.renormalize else "Default"
-    return None
-
-
-def _same_semantics(a: str, b: str) -> bool:
-    equiv = {"Renormalize": "RenormalizeNaive", "MiniMax2": "DeepSeekV3"}
-    return equiv.get(a, a) == equiv.get(b, b)
+    note = f"; {d['note']}" if d["note"] else ""
+    if d["method"] is None:
+        return (f"none (SGLang routes in Python); {d['file']} binds no routing_method_type "
+                f"to TopK{note}")
+    head = f"{d['method']} (declared in {d['file']})"
+    if d["bypass"]:
+        return f"{head}; kernel may route with flashinfer_trtllm ({d['why']}){note}"
+    return f"{head}; SGLang routes in Python: {d['why']}{note}"
 
 
 def _pattern_warnings(spec: MoESpec, method: str) -> tuple[list[str], list[str], bool]:

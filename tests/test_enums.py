@@ -88,6 +88,17 @@ def test_sglang_enum():
     assert max(e.values()) == 9  # no vLLM-internal 100+ ids
 
 
+def test_sglang_enum_is_read_from_the_0523_wheel():
+    # SGLang 0.5.23 srt/layers/moe/utils.py:981-1001: same ids as FlashInfer 0.6.11, no TopKSigmoid
+    assert enums.sglang_enum() == {"Default": 0, "Renormalize": 1, "DeepSeekV3": 2, "Llama4": 3,
+                                   "RenormalizeNaive": 4, "TopK": 5, "SigmoidRenorm": 6,
+                                   "MiniMax2": 7, "Sigmoid": 8, "Unspecified": 9}
+    assert enums.sglang_enum() == enums.flashinfer_enum("0.6.11")
+    assert "utils.py:981-1001" in enums.SGLANG_LAYOUT.source
+    # what SGLang sends as 9 (Unspecified) FlashInfer 0.7.2 reads as something else
+    assert enums.flashinfer_name_for(9, "0.7.2") != "Unspecified"
+
+
 def test_tables_name_their_source():
     for _, layout in enums.FLASHINFER_LAYOUTS:
         assert "FlashInfer" in layout.source

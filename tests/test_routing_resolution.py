@@ -3,7 +3,14 @@
 import pytest
 
 from moe_inspect.errors import BadInputError
-from moe_inspect.routing import get_routing_method_type, resolve
+from moe_inspect.routing import (
+    SGLANG_LABELS,
+    SGLANG_ROWS,
+    get_routing_method_type,
+    resolve,
+    sglang_can_bypass_trtllm_routing,
+    sglang_routing,
+)
 from moe_inspect.spec import MoESpec
 
 
@@ -211,7 +218,7 @@ def test_fused_topk_router_qwen3():
     assert r.router == "FusedTopKRouter"
     assert (r.method, r.vllm_value, r.flashinfer_value) == ("RenormalizeNaive", 4, 4)
     assert r.inputs["has_e_score_bias"] is False and r.inputs["num_expert_group"] is None
-    assert r.sglang_label.startswith("Renormalize (hard-coded in qwen3_moe.py)")
+    assert r.sglang_label.startswith("Renormalize (declared in qwen3_moe.py)")
 
 
 # ---------------------------------------------------------------- DeepSeek-V4, patterns
@@ -223,7 +230,10 @@ def test_deepseek_v4_is_internal_100_with_warning():
     assert r.fused_routing_possible is False
     assert any("must never reach a FlashInfer kernel" in w for w in r.warnings)
     assert any("hash-routed layers reject fused-routing kernels" in w for w in r.warnings)
-    assert r.sglang_label.startswith("none")
+    # SGLang 0.5.23 runs DeepSeek-V4 through deepseek_v2.DeepseekV2MoE: DeepSeekV3 declared, TopK
+    # ungrouped, so _can_bypass_trtllm_routing refuses and SGLang routes in Python
+    assert r.sglang_label.startswith("DeepSeekV3 (declared in deepseek_v2.py)")
+    assert "SGLang routes in Python" in r.sglang_label
 
 
 def test_hash_table_alone_selects_bias_router():
@@ -335,3 +345,164 @@ def test_zero_expert_router_needs_zero_expert_type():
     r = resolve(spec(model_type="longcat_flash", zero_expert_num=256, zero_expert_type="identity",
                      has_correction_bias=True))
     assert r.router == "ZeroExpertRouter"
+
+
+# ---------------------------------------------------------------- SGLang 0.5.23 (read from the wheel)
+def _catalog_routing(model_id):
+    from moe_inspect import catalog
+    from moe_inspect.detect import describe_files
+
+    return describe_files(catalog.lookup(model_id)).routing
+
+
+# model id -> (declared method or None, model file, kernel may route with flashinfer_trtllm)
+SGLANG_CATALOG = {
+    "MiniMaxAI/MiniMax-M2.5": (None, "minimax_m2.py", False),
+    "deepseek-ai/DeepSeek-V3": ("DeepSeekV3", "deepseek_v2.py", True),
+    "deepseek-ai/DeepSeek-V2-Lite": ("DeepSeekV3", "deepseek_v2.py", False),  # greedy: no bias
+    "moonshotai/Kimi-K2-Instruct": ("DeepSeekV3", "deepseek_v2.py", True),
+    "zai-org/GLM-4.7": ("DeepSeekV3", "glm4_moe.py", True),
+    "zai-org/GLM-5": ("DeepSeekV3", "deepseek_v2.py", True),
+    "Qwen/Qwen3-30B-A3B": ("Renormalize", "qwen3_moe.py", True),
+    "Qwen/Qwen1.5-MoE-A2.7B": ("RenormalizeNaive", "qwen2_moe.py", False),  # norm_topk_prob false
+    "Qwen/Qwen3-Next-80B-A3B-Instruct": ("RenormalizeNaive", "qwen2_moe.py", True),
+    "Qwen/Qwen3.5-35B-A3B": ("RenormalizeNaive", "qwen2_moe.py", True),
+    "mistralai/Mixtral-8x7B-v0.1": (None, "mixtral.py", False),
+    "meta-llama/Llama-4-Scout-17B-16E": ("Llama4", "llama4.py", True),
+    "openai/gpt-oss-20b": (None, "gpt_oss.py", False),
+    "deepseek-ai/DeepSeek-V4-Flash": ("DeepSeekV3", "deepseek_v2.py", False),  # ungrouped TopK
+}
+
+
+@pytest.mark.parametrize("model_id", sorted(SGLANG_CATALOG))
+def test_sglang_label_for_catalog_models(model_id):
+    method, file, bypass = SGLANG_CATALOG[model_id]
+    label = _catalog_routing(model_id).sglang_label
+    if method is None:
+        assert label.startswith(f"none (SGLang routes in Python); {file} binds no routing_method_type")
+    else:
+        assert label.startswith(f"{method} (declared in {file})")
+        assert ("kernel may route with flashinfer_trtllm" in label) is bypass
+        assert ("SGLang routes in Python" in label) is not bypass
+
+
+def test_sglang_gpt_oss_label_mentions_the_mxfp4_backend_routing():
+    label = _catalog_routing("openai/gpt-oss-20b").sglang_label
+    assert "flashinfer_mxfp4" in label and "Renormalize" in label
+
+
+def test_sglang_no_model_file_for_minimax_m1():
+    assert _catalog_routing("MiniMaxAI/MiniMax-M1-40k").sglang_label.startswith(
+        "no SGLang 0.5.23 model file")
+
+
+def test_sglang_unknown_model_type():
+    assert resolve(spec(model_type="brand_new_moe")).sglang_label.startswith("unknown")
+
+
+BYPASS_KW = dict(top_k=8, use_grouped_topk=False, has_correction_bias=False, renormalize=True,
+                 scoring_func="softmax", custom_routing=False)
+
+
+@pytest.mark.parametrize(
+    "method, changes, expected",
+    [
+        (None, {}, False),
+        ("Unspecified", {}, False),
+        ("TopK", {}, False),
+        ("MiniMax2", {"scoring_func": "sigmoid", "has_correction_bias": True}, False),
+        ("Renormalize", {}, True),
+        ("RenormalizeNaive", {}, True),
+        ("RenormalizeNaive", {"renormalize": False}, False),
+        ("Renormalize", {"has_correction_bias": True}, False),  # not plain
+        ("Renormalize", {"scoring_func": "sigmoid"}, False),  # Step-3.5: sigmoid TopK
+        ("Default", {"renormalize": False}, True),
+        ("SigmoidRenorm", {"scoring_func": "sigmoid"}, True),
+        ("Sigmoid", {"scoring_func": "sigmoid", "renormalize": False}, True),
+        ("Sigmoid", {"scoring_func": "sigmoid", "renormalize": False, "custom_routing": True}, False),
+        ("DeepSeekV3", {"use_grouped_topk": True, "has_correction_bias": True}, True),
+        # scoring_func is not checked for DeepSeekV3 (GLM-4.x TopK says softmax)
+        ("DeepSeekV3", {"use_grouped_topk": True, "has_correction_bias": True,
+                        "scoring_func": "softmax"}, True),
+        ("DeepSeekV3", {"use_grouped_topk": True}, False),  # DeepSeek-V2: no bias
+        ("DeepSeekV3", {"has_correction_bias": True}, False),  # DeepSeek-V4: ungrouped
+        ("DeepSeekV3", {"use_grouped_topk": True, "has_correction_bias": True,
+                        "renormalize": False}, False),
+        ("DeepSeekV3", {"use_grouped_topk": True, "has_correction_bias": True,
+                        "sqrtsoftplus_log1p": True}, False),
+        ("DeepSeekV3", {"use_grouped_topk": True, "has_correction_bias": True,
+                        "num_shared_topk_slots": 1}, False),
+        ("Llama4", {"top_k": 1, "renormalize": False, "custom_routing": True,
+                    "scoring_func": "sigmoid"}, True),
+        ("Llama4", {"top_k": 2, "renormalize": False, "custom_routing": True}, False),
+        ("Llama4", {"top_k": 1, "renormalize": False, "custom_routing": False}, False),
+    ],
+)
+def test_sglang_can_bypass_mirrors_topk_py(method, changes, expected):
+    ok, why = sglang_can_bypass_trtllm_routing(method, **{**BYPASS_KW, **changes})
+    assert ok is expected and why
+
+
+@pytest.mark.parametrize(
+    "kw, method, bypass",
+    [
+        (dict(scoring_func="sigmoid", custom_routing="cohere2_sigmoid", renormalize=True),
+         "SigmoidRenorm", True),
+        # sigmoid without renormalize gets cohere2_sigmoid_topk as a custom function: no bypass
+        (dict(scoring_func="sigmoid", custom_routing="cohere2_sigmoid", renormalize=False),
+         "Sigmoid", False),
+        (dict(renormalize=True), "RenormalizeNaive", True),
+        (dict(renormalize=False), "Default", True),
+    ],
+)
+def test_sglang_cohere2_rule(kw, method, bypass):
+    d = sglang_routing(spec(model_type="cohere2_moe", **kw))
+    assert (d["method"], d["bypass"]) == (method, bypass)
+
+
+@pytest.mark.parametrize(
+    "kw, method, bypass",
+    [
+        (dict(scoring_func="sigmoid", has_correction_bias=True, n_group=8, topk_group=4),
+         "DeepSeekV3", True),
+        (dict(), "RenormalizeNaive", True),
+        (dict(scoring_func="sigmoid", has_correction_bias=True), None, False),  # ungrouped + bias
+        (dict(renormalize=False), None, False),
+    ],
+)
+def test_sglang_bailing_rule(kw, method, bypass):
+    d = sglang_routing(spec(model_type="bailing_moe", **kw))
+    assert (d["method"], d["bypass"]) == (method, bypass)
+
+
+def test_sglang_mimo_v2_declares_deepseekv3_only_with_bias_and_renormalize():
+    s = dict(model_type="mimo_v2", scoring_func="sigmoid", n_group=1, topk_group=1,
+             use_grouped_topk=True, topk_method="noaux_tc", has_correction_bias=True)
+    assert sglang_routing(spec(**s))["method"] == "DeepSeekV3"
+    assert sglang_routing(spec(**s))["bypass"] is True
+    assert sglang_routing(spec(**{**s, "renormalize": False}))["method"] is None
+
+
+@pytest.mark.parametrize("model_type, method",
+                         [("step3p5", "Renormalize"), ("exaone_moe", "RenormalizeNaive")])
+def test_sglang_declared_method_that_never_matches_its_sigmoid_topk(model_type, method):
+    d = sglang_routing(spec(model_type=model_type, scoring_func="sigmoid", has_correction_bias=True,
+                            n_group=1, topk_group=1))
+    assert d["method"] == method and d["bypass"] is False
+
+
+def test_sglang_glm4_moe_lite_binds_no_method():
+    d = sglang_routing(spec(model_type="glm4_moe_lite", scoring_func="sigmoid",
+                            has_correction_bias=True, n_group=1, topk_group=1,
+                            use_grouped_topk=True))
+    assert d["method"] is None and d["bypass"] is False
+
+
+def test_sglang_rows_cite_the_wheel():
+    seen = set()
+    for row in SGLANG_ROWS:
+        assert row.source.startswith("SGLang 0.5.23 srt/models/")
+        assert ":" in row.source.split("srt/models/", 1)[1]  # file:line
+        assert not seen & set(row.model_types)
+        seen |= set(row.model_types)
+    assert set(SGLANG_LABELS) == seen
