@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-ModelArg = Annotated[str, typer.Argument(help="Hub id (org/name), local directory, or catalog name.")]
+ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="Hub id (org/name), local directory, or catalog name.")]
 RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Hub revision (branch, tag or commit).")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never contact the Hub (also HF_HUB_OFFLINE=1).")]
 NoCatalogOpt = Annotated[bool, typer.Option("--no-catalog", help="Do not fall back to the built-in catalog.")]

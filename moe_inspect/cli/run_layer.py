@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     )
     @handle_errors
     def run_layer(
-        model: Annotated[Optional[str], typer.Argument(help="Hub id, local checkpoint directory or catalog name; omit to give shapes explicitly.")] = None,
+        model: Annotated[Optional[str], typer.Argument(metavar="[MODEL]", help="Hub id, local checkpoint directory or catalog name; omit to give shapes explicitly.")] = None,
         quant: Annotated[str, typer.Option("--quant", help=_QUANT_HELP)] = "bf16",
         backend: Annotated[str, typer.Option("--backend", help="auto (cuTile on SM89/90/12x, TRT-LLM on SM100/103), cutile or trtllm.")] = "auto",
         act: Annotated[Optional[str], typer.Option("--act", help="Activation precision: bf16 (weight-only) or quant; default: the GPU's natural path.")] = None,
