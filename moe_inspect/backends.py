@@ -365,10 +365,29 @@ class AutoOrder:
 
 
 # prioritize_humming() (quantization/utils/humming/priority.py) moves HUMMING directly ahead of MARLIN
-# on sm90 only; the *_sm90 orders below are the same lists with that move applied.
+# on sm90 only; the sm90 rows below apply _prioritize_humming() to the default lists.
 _FP8_BLOCK_DEFAULT = ("trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "flashinfer_cutlass", "deep_gemm", "triton",
                       "marlin", "humming")
 _HOPPER = frozenset({90})
+
+
+def _prioritize_humming(order: tuple[str, ...]) -> tuple[str, ...]:
+    """vLLM 0.33.0 prioritize_humming(): HUMMING moved directly ahead of MARLIN (applied on sm90 only)."""
+    if "humming" not in order or "marlin" not in order:
+        return order
+    rest = [b for b in order if b != "humming"]
+    i = rest.index("marlin")
+    return (*rest[:i], "humming", *rest[i:])
+
+
+_FP8_TENSOR_DEFAULT = ("trtllm_fp8_tensor_mono", "flashinfer_cutlass", "triton", "marlin", "humming")
+_MXFP8_DEFAULT = ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod", "deep_gemm", "marlin", "humming")
+_NVFP4_DEFAULT = ("trtllm_nvfp4_mono", "trtllm_nvfp4_mod", "flashinfer_cutedsl", "flashinfer_cutlass", "vllm_cutlass",
+                  "marlin", "humming", "emulation")
+_MXFP4_DEFAULT = ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "triton", "flashinfer_cutlass", "marlin", "humming")
+_FP4_MIXED_DEFAULT = ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4", "marlin", "humming")
+_INT4_DEFAULT = ("trtllm_mxint4_mono", "marlin", "triton", "humming", "emulation")
+
 AUTO_ORDER: tuple[AutoOrder, ...] = (
     AutoOrder("fp8_block", _HOPPER, frozenset({"tp"}),
               ("triton", "trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "flashinfer_cutlass", "deep_gemm", "humming",
@@ -382,30 +401,28 @@ AUTO_ORDER: tuple[AutoOrder, ...] = (
               _V + "oracle/fp8.py: AITER, FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, DEEPGEMM, (VLLM_CUTLASS), TRITON, "
                    "MARLIN, HUMMING"),
     AutoOrder("fp8_per_tensor", _HOPPER, None,
-              ("trtllm_fp8_tensor_mono", "flashinfer_cutlass", "triton", "humming", "marlin"),
+              _prioritize_humming(_FP8_TENSOR_DEFAULT),
               _V + "oracle/fp8.py (no modular TRT-LLM class for per-tensor; Humming ahead of Marlin on sm90)"),
     AutoOrder("fp8_per_tensor", None, None,
-              ("trtllm_fp8_tensor_mono", "flashinfer_cutlass", "triton", "marlin", "humming"),
+              _FP8_TENSOR_DEFAULT,
               _V + "oracle/fp8.py (no modular TRT-LLM class for per-tensor)"),
     AutoOrder("mxfp8", _HOPPER, None,
-              ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod", "deep_gemm", "humming", "marlin"),
+              _prioritize_humming(_MXFP8_DEFAULT),
               _V + "oracle/mxfp8.py: FLASHINFER_TRTLLM, DEEPGEMM, HUMMING, MARLIN (Humming ahead of Marlin on sm90); "
                    "TRITON_MXFP8 is ROCm-only, EMULATION not modelled"),
     AutoOrder("mxfp8", None, None,
-              ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod", "deep_gemm", "marlin", "humming"),
+              _MXFP8_DEFAULT,
               _V + "oracle/mxfp8.py _SUPPORTED_BACKENDS: FLASHINFER_TRTLLM, DEEPGEMM, MARLIN, (XPU, AITER_MXFP8), "
                    "HUMMING, (TRITON_MXFP8: ROCm only), EMULATION (not modelled)"),
     AutoOrder("nvfp4", _HOPPER, None,
-              ("trtllm_nvfp4_mono", "trtllm_nvfp4_mod", "flashinfer_cutedsl", "flashinfer_cutlass", "vllm_cutlass",
-               "humming", "marlin", "emulation"),
+              _prioritize_humming(_NVFP4_DEFAULT),
               _V + "oracle/nvfp4.py: as elsewhere, with prioritize_humming() moving HUMMING ahead of MARLIN on sm90"),
     AutoOrder("nvfp4", None, None,
-              ("trtllm_nvfp4_mono", "trtllm_nvfp4_mod", "flashinfer_cutedsl", "flashinfer_cutlass", "vllm_cutlass",
-               "marlin", "humming", "emulation"),
+              _NVFP4_DEFAULT,
               _V + "oracle/nvfp4.py: FLASHINFER_TRTLLM, FLASHINFER_CUTEDSL(_BATCHED), FLASHINFER_CUTLASS, "
                    "VLLM_CUTLASS, MARLIN, HUMMING, EMULATION (B12X opt-in only)"),
     AutoOrder("mxfp4", _HOPPER, None,
-              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "triton", "flashinfer_cutlass", "humming", "marlin"),
+              _prioritize_humming(_MXFP4_DEFAULT),
               _V + "oracle/mxfp4.py _get_priority_backends_for_gpt_oss: FLASHINFER_TRTLLM_MXFP4_BF16/_MXFP8, TRITON, "
                    "FLASHINFER_CUTLASS_MXFP4_BF16/_MXFP8, HUMMING, MARLIN (Humming ahead of Marlin on sm90)"),
     AutoOrder("mxfp4", SM12X, None,
@@ -413,18 +430,18 @@ AUTO_ORDER: tuple[AutoOrder, ...] = (
               _V + "oracle/mxfp4.py _get_priority_backends_for_gpt_oss: on the SM120 family TRITON moves behind "
                    "(BATCHED_)MARLIN"),
     AutoOrder("mxfp4", None, None,
-              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "triton", "flashinfer_cutlass", "marlin", "humming"),
+              _MXFP4_DEFAULT,
               _V + "oracle/mxfp4.py _get_priority_backends_for_gpt_oss: FLASHINFER_TRTLLM_MXFP4_BF16/_MXFP8, TRITON, "
                    "FLASHINFER_CUTLASS_MXFP4_BF16/_MXFP8, (CUTLASS_MXFP4_MXFP4), MARLIN, BATCHED_MARLIN, HUMMING"),
     # DeepSeek-V4 FP4 experts: select_deepseek_v4_mxfp4_moe_backend -> _get_priority_backends():
     # FLASHINFER_TRTLLM_MXFP4_MXFP8 (monolithic, then modular), DEEPGEMM_MXFP4, MARLIN, BATCHED_MARLIN,
     # HUMMING, with prioritize_humming() moving HUMMING ahead of MARLIN on sm90 only.
     AutoOrder("fp4_mixed", _HOPPER, None,
-              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4", "humming", "marlin"),
+              _prioritize_humming(_FP4_MIXED_DEFAULT),
               _V + "oracle/mxfp4.py select_deepseek_v4_mxfp4_moe_backend: FLASHINFER_TRTLLM_MXFP4_MXFP8, "
                    "DEEPGEMM_MXFP4, HUMMING, MARLIN (Humming ahead of Marlin on sm90)"),
     AutoOrder("fp4_mixed", None, None,
-              ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4", "marlin", "humming"),
+              _FP4_MIXED_DEFAULT,
               _V + "oracle/mxfp4.py select_deepseek_v4_mxfp4_moe_backend: FLASHINFER_TRTLLM_MXFP4_MXFP8, "
                    "DEEPGEMM_MXFP4, MARLIN, BATCHED_MARLIN, HUMMING"),
     AutoOrder("bf16", _HOPPER, None,
@@ -435,10 +452,10 @@ AUTO_ORDER: tuple[AutoOrder, ...] = (
               activations=frozenset({"swigluoai"})),
     AutoOrder("bf16", None, None, ("trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass", "triton"),
               _V + "oracle/unquantized.py: FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, TRITON"),
-    AutoOrder("int4", _HOPPER, None, ("trtllm_mxint4_mono", "humming", "marlin", "triton", "emulation"),
+    AutoOrder("int4", _HOPPER, None, _prioritize_humming(_INT4_DEFAULT),
               _V + "oracle/int_wna16.py: FLASHINFER_TRTLLM, HUMMING, MARLIN, BATCHED_MARLIN, TRITON, EMULATION "
                    "(Humming ahead of Marlin on sm90)"),
-    AutoOrder("int4", None, None, ("trtllm_mxint4_mono", "marlin", "triton", "humming", "emulation"),
+    AutoOrder("int4", None, None, _INT4_DEFAULT,
               _V + "oracle/int_wna16.py: (RDNA3), FLASHINFER_TRTLLM, MARLIN, BATCHED_MARLIN, TRITON, HUMMING, "
                    "EMULATION"),
 )
