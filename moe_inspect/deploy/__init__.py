@@ -1,0 +1,10 @@
+"""Deployment-aware ``check``: the vLLM parallel layout, per-rank shape gates and memory per GPU.
+
+Core only (no torch, typer or rich). ``layout`` derives the layout as vLLM 0.33.0 does,
+``vllm_args`` reads a ``vllm serve`` command line, ``shapes`` and ``memory`` apply the per-rank
+gates and the memory estimate.
+"""
+
+from .layout import Layout, derive_layout, local_experts
+
+__all__ = ["Layout", "derive_layout", "local_experts"]
