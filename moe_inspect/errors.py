@@ -8,9 +8,17 @@ single line on stderr and the exit code below. Exit codes are an API:
 
 from __future__ import annotations
 
+import os
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
+
+
+def debug_enabled() -> bool:
+    """``MOE_INSPECT_DEBUG`` set to anything but "", 0, false, no: show tracebacks instead of one
+    line. The one place this variable is read (the CLI's error handler and the core both ask here)."""
+    return os.environ.get("MOE_INSPECT_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
 class MoeInspectError(Exception):

@@ -1,12 +1,14 @@
-"""The `moe-inspect` Typer application. Each command lives in its own module and registers here."""
+"""The `moe-inspect` Typer application: each command module is imported by name and added here,
+in help order, so a missing or broken module fails at import instead of vanishing from the CLI."""
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 
 import typer
 
 from .. import __version__
+from . import catalog, check, detect, run_layer, verify
 
 app = typer.Typer(
     name="moe-inspect",
@@ -21,8 +23,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# command modules, in help order; a module that is not there yet is skipped
-COMMANDS = ("detect", "check", "verify", "run_layer", "catalog")
+# help order
+COMMANDS: tuple[ModuleType, ...] = (detect, check, verify, run_layer, catalog)
 
 
 def _version(value: bool) -> None:
@@ -38,14 +40,18 @@ def _root(
     pass
 
 
-for _name in COMMANDS:
-    try:
-        _mod = importlib.import_module(f"moe_inspect.cli.{_name}")
-    except ModuleNotFoundError as _e:
-        if _e.name != f"moe_inspect.cli.{_name}":
-            raise
-        continue
-    _mod.register(app)
+def _add(module: ModuleType) -> None:
+    sub = getattr(module, "app", None)
+    if isinstance(sub, typer.Typer):  # a Typer app per command module: its command(s), in order
+        if not sub.registered_commands:
+            raise RuntimeError(f"{module.__name__}.app has no command")
+        app.registered_commands.extend(sub.registered_commands)
+    else:  # modules still on the older register(app) hook
+        module.register(app)
+
+
+for _module in COMMANDS:
+    _add(_module)
 
 
 def main() -> None:

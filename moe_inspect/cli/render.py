@@ -4,31 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, list):
-        return _ranges(v) if v and all(isinstance(i, int) for i in v) else ", ".join(map(str, v)) or "—"
-    return str(v)
-
-
-def _ranges(ids: list[int]) -> str:
-    """[0,1,2,3,7] -> '0–3, 7 (5)'."""
-    ids = sorted(set(ids))
-    parts, start, prev = [], ids[0], ids[0]
-    for i in ids[1:] + [None]:
-        if i is not None and i == prev + 1:
-            prev = i
-            continue
-        parts.append(f"{start}–{prev}" if prev > start else str(start))
-        if i is not None:
-            start = prev = i
-    return f"{', '.join(parts)} ({len(ids)})"
+from .output import fmt_value
 
 
 MOE_ROWS = (
@@ -59,12 +35,7 @@ _OPTIONAL = {"custom_routing", "num_hash_layers", "zero_expert_num", "linear_rou
              "use_grouped_topk", "mtp_layers"}
 
 
-def detect_view(d: dict, console) -> None:
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.text import Text
-
-    m, moe, r, q = d["model"], d["moe"], d["routing"], d["quantization"]
+def _source_text(m: dict) -> str:
     src = m["source"]
     if src == "catalog":
         src += f" snapshot {m.get('snapshot_date')}"
@@ -72,41 +43,40 @@ def detect_view(d: dict, console) -> None:
         src += f" {m['path']}"
     if m.get("bytes_read"):
         src += f", {m['bytes_read']:,} bytes read"
-    head = Text.assemble((m["id"], "bold"), f"  {m.get('model_type') or '?'} · {m.get('architecture') or '?'} · from {src}")
-    console.print(head)
+    return src
 
-    ok = r["method"] not in ("Unspecified", "Custom", "Simulated") and r.get("fused_routing_possible", True)
-    style = "bold green" if ok else "bold yellow"
+
+def _head_text(m: dict) -> str:
+    return f"{m.get('model_type') or '?'} · {m.get('architecture') or '?'} · from {_source_text(m)}"
+
+
+def _ids_text(r: dict) -> str:
     fi = r.get("flashinfer_value")
     fi_txt = f"FlashInfer {r['flashinfer_version']}: {fi}" if fi is not None else f"FlashInfer {r['flashinfer_version']}: no such member"
     if r.get("flashinfer_name") and fi is None or (r.get("flashinfer_name") and r["flashinfer_name"] != r["method"]):
         fi_txt += f" (id {r['vllm_value']} means {r['flashinfer_name']} there)"
-    body = Text.assemble(
-        (r["method"], style),
-        f"   vLLM {r['vllm_version']}: {r['vllm_value']} · {fi_txt} · SGLang: {r.get('sglang_label') or '—'}\n",
-        ("rule: ", "dim"), r["rule"], "\n",
-        ("router: ", "dim"), r.get("router") or "—",
-    )
-    console.print(Panel(body, title="routing method", title_align="left", expand=False))
+    return f"vLLM {r['vllm_version']}: {r['vllm_value']} · {fi_txt} · SGLang: {r.get('sglang_label') or '—'}"
 
-    t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    t.add_column("MoE field")
-    t.add_column("value")
-    t.add_column("from", style="dim")
+
+def _moe_rows(moe: dict) -> list[dict]:
+    """The MoE field table's rows: label, formatted value, provenance."""
     prov = moe.get("provenance", {})
     guessed = set(moe.get("guessed", []))
+    rows = []
     for key, label in MOE_ROWS:
         v = moe.get(key)
         if key in _OPTIONAL and v in (None, 0, False, [], ""):
             continue
-        val = _fmt(v)
+        val = fmt_value(v)
         if key == "top_k" and moe.get("per_layer", {}).get("top_k"):
             val += " (per-layer list)"
         if key in guessed:
             val += " [guessed]"
-        t.add_row(label, val, prov.get(key, ""))
-    console.print(t)
+        rows.append({"field": label, "value": val, "from": prov.get(key, "")})
+    return rows
 
+
+def _quant_text(q: dict) -> str:
     qline = q["method"]
     extras = [x for x in (q.get("producer"), q.get("weight_dtype"), q.get("activation_scheme") and f"act {q['activation_scheme']}",
                           q.get("block_size") and "×".join(map(str, q["block_size"])) + " blocks",
@@ -117,17 +87,67 @@ def detect_view(d: dict, console) -> None:
         qline += f" → vLLM {q.get('vllm_weight_key') or '—'} × {q.get('vllm_activation_key') or 'unquantized act'}"
     if q.get("expert_format"):
         qline += f"; routed experts: {q['expert_format']}"
-    console.print(Text.assemble(("quantization: ", "bold"), qline))
+    return qline
 
-    ev = d.get("tensors")
-    if ev and (ev.get("router_weight") or ev.get("router_bias")):
-        parts = []
-        for k in ("router_weight", "router_bias", "linear_bias", "hash_table"):
-            ti = ev.get(k)
-            if ti:
-                parts.append(f"{ti['name']} {ti['dtype']} {ti['shape']}")
-        console.print(Text.assemble(("tensors (layer " + str(ev.get("layer")) + "): ", "bold"), "; ".join(parts)))
+
+def _tensors_text(ev: dict | None) -> str | None:
+    if not (ev and (ev.get("router_weight") or ev.get("router_bias"))):
+        return None
+    parts = []
+    for k in ("router_weight", "router_bias", "linear_bias", "hash_table"):
+        ti = ev.get(k)
+        if ti:
+            parts.append(f"{ti['name']} {ti['dtype']} {ti['shape']}")
+    return "; ".join(parts)
+
+
+def _moe_columns():
+    from .output import Column
+
+    return (Column("MoE field", "field"), Column("value", "value"), Column("from", "from", style="dim"))
+
+
+def detect_view(d: dict, out) -> None:
+    """People's view of a ModelDescription dict (``out``: the command's Output)."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    m, moe, r, q = d["model"], d["moe"], d["routing"], d["quantization"]
+    out.print(Text.assemble((m["id"], "bold"), "  " + _head_text(m)))
+
+    ok = r["method"] not in ("Unspecified", "Custom", "Simulated") and r.get("fused_routing_possible", True)
+    body = Text.assemble(
+        (r["method"], "bold green" if ok else "bold yellow"), "   " + _ids_text(r) + "\n",
+        ("rule: ", "dim"), r["rule"], "\n",
+        ("router: ", "dim"), r.get("router") or "—",
+    )
+    out.print(Panel(body, title="routing method", title_align="left", expand=False))
+    out.table(_moe_rows(moe), _moe_columns(), box=None)
+    out.print(Text.assemble(("quantization: ", "bold"), _quant_text(q)))
+    tensors = _tensors_text(d.get("tensors"))
+    if tensors:
+        out.print(Text.assemble(("tensors (layer " + str(d["tensors"].get("layer")) + "): ", "bold"), tensors))
     for n in r.get("notes", []):
-        console.print(Text.assemble(("note: ", "bold"), n))
+        out.print(Text.assemble(("note: ", "bold"), n))
     for w in d.get("warnings", []):
-        console.print(Text.assemble(("warning: ", "bold yellow"), w))
+        out.print(Text.assemble(("warning: ", "bold yellow"), w))
+
+
+def detect_markdown(d: dict) -> str:
+    """The same answer as Markdown (a PR description, an issue)."""
+    from .output import md_cell
+
+    m, moe, r, q = d["model"], d["moe"], d["routing"], d["quantization"]
+    lines = [f"### `{m['id']}` — {_head_text(m)}", "",
+             f"**routing method: {r['method']}** — {_ids_text(r)}", "",
+             f"- rule: {r['rule']}", f"- router: {r.get('router') or '—'}",
+             f"- quantization: {_quant_text(q)}"]
+    tensors = _tensors_text(d.get("tensors"))
+    if tensors:
+        lines.append(f"- tensors (layer {d['tensors'].get('layer')}): {tensors}")
+    lines += ["", "| MoE field | value | from |", "|---|---|---|"]
+    lines += [f"| {md_cell(x['field'])} | {md_cell(x['value'])} | {md_cell(x['from'])} |" for x in _moe_rows(moe)]
+    notes = [f"- note: {n}" for n in r.get("notes", [])] + [f"- **warning:** {w}" for w in d.get("warnings", [])]
+    if notes:
+        lines += [""] + notes
+    return "\n".join(lines) + "\n"
