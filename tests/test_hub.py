@@ -230,7 +230,6 @@ def test_unreachable_endpoint(tmp_path, monkeypatch):
         load_model("org/anything", use_catalog=False)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("moe_inspect.catalog") is None, reason="catalog not written yet")
 def test_gated_repo_in_catalog_falls_back_with_a_warning(hub, tmp_path):
     from moe_inspect import catalog
 

@@ -253,7 +253,6 @@ def test_offline_parameter_skips_the_hub(hf_home):
 
 
 # ----------------------------------------------------------------------------- catalog
-@pytest.mark.skipif(importlib.util.find_spec("moe_inspect.catalog") is None, reason="catalog not written yet")
 def test_catalog_answers_offline_with_a_warning(hf_home):
     from moe_inspect import catalog
 
@@ -270,7 +269,6 @@ def test_catalog_answers_offline_with_a_warning(hf_home):
         load_model(model_id, offline=True, use_catalog=False)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("moe_inspect.catalog") is None, reason="catalog not written yet")
 def test_catalog_answers_when_hub_unreachable(hf_home):
     from moe_inspect import catalog
 
