@@ -1,0 +1,144 @@
+"""The multi-GPU launcher and the sharded layer's dispatch/combine, on CPU.
+
+The launcher spawns real processes (their environment is checked); the sharded layer runs over
+torch.distributed's gloo backend in two processes, with torch's grouped GEMM as each rank's expert
+call in place of FlashInfer, against the float32 reference of the whole layer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from moe_inspect.errors import BadInputError, EnvironmentError_, UnsupportedError
+from moe_inspect.layer import distributed as D
+from moe_inspect.layer import sharding as S
+
+
+# ----------------------------------------------------------------------------- launcher
+def _report_env(rank, world, payload, say):
+    keys = ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS", "RANK", "WORLD_SIZE",
+            "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    return {k: os.environ.get(k) for k in keys} | {"pid": os.getpid(), "payload": payload}
+
+
+def _fail_on_rank_1(rank, world, payload, say):
+    if rank == 1:
+        raise UnsupportedError("FlashInfer refused the layer: demo")
+    return {}
+
+
+def _crash_on_rank_0(rank, world, payload, say):
+    if rank == 0:
+        raise ZeroDivisionError("division by zero")
+    return {}
+
+
+def test_spawned_ranks_get_multicast_off_and_the_rendezvous(monkeypatch):
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "1")  # a parent that has it on must not leak it
+    res = D.launch(2, _report_env, "p")
+    assert [r["RANK"] for r in res] == ["0", "1"]
+    for r in res:
+        assert r["NCCL_NVLS_ENABLE"] == "0"
+        assert r["TORCH_SYMM_MEM_DISABLE_MULTICAST"] == "1"
+        assert r["NVSHMEM_DISABLE_NVLS"] == "1"
+        assert r["WORLD_SIZE"] == "2" and r["MASTER_ADDR"] == "127.0.0.1" and r["payload"] == "p"
+        assert r["pid"] != os.getpid()
+    assert res[0]["MASTER_PORT"] == res[1]["MASTER_PORT"]
+    assert os.environ["NCCL_NVLS_ENABLE"] == "1"  # the parent's own environment is restored
+
+
+def test_a_rank_error_comes_back_as_one_typed_line():
+    with pytest.raises(UnsupportedError) as ei:
+        D.launch(2, _fail_on_rank_1, None)
+    assert str(ei.value) == "rank 1: FlashInfer refused the layer: demo"
+
+
+def test_an_unexpected_exception_names_rank_and_type():
+    with pytest.raises(UnsupportedError, match=r"^rank 0: ZeroDivisionError: division by zero$"):
+        D.launch(2, _crash_on_rank_0, None)
+
+
+def test_fewer_gpus_than_the_layout_needs_is_one_line():
+    with pytest.raises(EnvironmentError_) as ei:
+        D.check_world(S.plan_layout(tp=2), device_count=1, env={})
+    assert str(ei.value).startswith("TP 2 needs 2 GPUs of one host; this machine has 1")
+    D.check_world(S.plan_layout(tp=2), device_count=2, env={})  # enough: no error
+
+
+def test_torchrun_world_must_match_the_layout():
+    env = {"RANK": "0", "WORLD_SIZE": "4", "LOCAL_RANK": "0"}
+    with pytest.raises(BadInputError, match=r"torchrun started 4 processes but .* needs 2 \(--nproc-per-node 2\)"):
+        D.check_world(S.plan_layout(ep=2), device_count=8, env=env)
+    assert D.torchrun_env(env) == (0, 4, 0)
+    assert D.is_primary(env) and not D.is_primary({**env, "RANK": "3"}) and D.is_primary({})
+
+
+# ----------------------------------------------------------------------------- the sharded layer over gloo
+def _gloo_layer(rank, world, payload, say):
+    from dataclasses import replace
+
+    import torch
+    import torch.distributed as dist
+
+    from moe_inspect.layer.peer import GroupedMMPeer
+    from moe_inspect.layer.weights import LayerShapes, LayerWeights, random_layer
+    from moe_inspect.reference.routers import route
+
+    scheme, quant, tokens = payload
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        sh = LayerShapes(num_experts=10, top_k=3, hidden_size=64, intermediate_size=64, routing_method="Renormalize")
+        w = random_layer(sh, quant, seed=7)
+        if scheme == "tp":
+            tensors, rsh, rng = S.slice_expert_tensors(w.tensors, 64, world, rank), replace(sh, intermediate_size=32), None
+        else:
+            first, count = S.expert_ranges(10, world)[rank]
+            tensors, rsh, rng = S.slice_experts(w.tensors, 10, first, count), replace(sh, num_experts=count), (first, count)
+        peer = GroupedMMPeer.from_weights(LayerWeights(quant, rsh, tensors, w.router_weight))
+
+        def rt(x):
+            r = route("Renormalize", w.router_logits(x), top_k=3)
+            return r.topk_ids, r.topk_weights
+
+        layer = D.ShardedMoE(scheme, rank=rank, world=world, num_experts=10, top_k=3, hidden=64, expert_call=peer,
+                             route=rt, dist=dist, device=torch.device("cpu"), ep_range=rng)
+        x = torch.randn((tokens, 64), generator=torch.Generator().manual_seed(11)).to(torch.bfloat16)
+        lo, cnt = S.token_split(tokens, world)[rank] if scheme == "ep-a2a" else (0, tokens)
+        out = layer.forward(x[lo:lo + cnt])
+        return {"out": out, "ids": layer.last["ids"], "wts": layer.last["wts"], "lo": lo,
+                "pairs": layer.last["pairs"], "dispatch_bytes": layer.last["dispatch_bytes"],
+                "combine_bytes": layer.last["combine_bytes"]}
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("scheme, quant, tokens", [
+    ("tp", "nvfp4", 9), ("ep", "bf16", 9), ("ep-a2a", "mxfp4", 9),
+    ("ep-a2a", "bf16", 1),  # rank 1 holds no token
+])
+def test_sharded_layer_matches_the_whole_layer_reference(scheme, quant, tokens):
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch, "_grouped_mm"):
+        pytest.skip("torch without _grouped_mm")
+    from moe_inspect.layer.reference import compare, reference_moe, tolerance_for
+    from moe_inspect.layer.weights import LayerShapes, random_layer
+
+    res = D.launch(2, _gloo_layer, (scheme, quant, tokens))
+    sh = LayerShapes(num_experts=10, top_k=3, hidden_size=64, intermediate_size=64, routing_method="Renormalize")
+    w = random_layer(sh, quant, seed=7)
+    x = torch.randn((tokens, 64), generator=torch.Generator().manual_seed(11)).to(torch.bfloat16)
+    if scheme == "ep-a2a":
+        out = torch.cat([r["out"] for r in res])
+        ids = torch.cat([r["ids"] for r in res])
+        wts = torch.cat([r["wts"] for r in res])
+    else:  # replicated tokens: every rank holds the all-reduced output
+        assert torch.equal(res[0]["out"], res[1]["out"])
+        out, ids, wts = res[0]["out"], res[0]["ids"], res[0]["wts"]
+    assert out.shape == (tokens, 64)
+    acc = compare(out, reference_moe(x, ids, wts, w), tolerance_for(quant, False))
+    assert acc.passed and acc.rel_l2 < 0.01, acc
+    if scheme != "tp":  # every (token, expert) pair computed exactly once, by its owner
+        assert sum(r["pairs"] for r in res) == tokens * 3
+    if scheme == "tp":
+        assert res[0]["combine_bytes"] == S.allreduce_bytes(tokens, 64, 2)
