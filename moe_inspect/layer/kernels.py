@@ -189,21 +189,57 @@ def routing_mode(path: KernelPath, method: str, *, force_precomputed: bool = Fal
     return "PackedPrecomputed"
 
 
-def check_kernel_shapes(path: KernelPath, shapes, mode: str) -> None:
-    """Shapes the kernel cannot take -> UnsupportedError naming the value."""
-    e, k, h, i = shapes.num_experts, shapes.top_k, shapes.hidden_size, shapes.intermediate_size
+@dataclass(frozen=True)
+class ShapeAlign:
+    """Multiples a backend config needs of H and I for one weight format."""
+
+    hidden: int
+    intermediate: int
+    source: str
+
+
+_PREP = "flashinfer-python 0.7.2.post1 fused_moe/prepare.py"
+#: (backend, --quant) -> H / I multiples. TRT-LLM rows: FlashInfer's own preparation; the grid test
+#: (tests/test_flashinfer_grid.py) runs it over (arch, E, k, H, I, groups) and finds no other limit.
+SHAPE_ALIGN: dict[tuple[str, str], ShapeAlign] = {
+    ("cutile", "nvfp4"): ShapeAlign(64, 64, "cuTile NVFP4 scale tiles"),
+    ("cutile", "mxfp4"): ShapeAlign(32, 32, "OCP MX 32-element blocks"),
+    ("cutile", "mxfp8"): ShapeAlign(32, 32, "OCP MX 32-element blocks"),
+    ("cutile", "fp8"): ShapeAlign(32, 32, "cuTile FP8 tiles"),
+    ("trtllm", "fp8-block"): ShapeAlign(128, 128, f"{_PREP}: DeepSeek FP8 128x128 blocks"),
+    ("trtllm", "mxfp8"): ShapeAlign(128, 128, f"{_PREP}: prepare_trtllm_fp8_block_weights MXFP8 (epilogue tile 128)"),
+    # MXFP4: prepare_trtllm_fp4_weights' own ValueError (required_alignment = 128 for MXFP4)
+    ("trtllm", "mxfp4"): ShapeAlign(128, 128, f"{_PREP}:533-541 prepare_trtllm_fp4_weights (MXFP4 needs 128)"),
+    # NVFP4: 16-element scales, GEMM1 rows (2I) % 128, and the w2 scale shuffle asserts H % 128
+    # (a bare AssertionError from utils.py:1123 get_shuffle_matrix_sf_a_row_indices via prepare.py:631)
+    ("trtllm", "nvfp4"): ShapeAlign(128, 64, f"{_PREP}:563,631 prepare_trtllm_fp4_weights (GEMM1 rows % 128, "
+                                             "w2 scale shuffle: flashinfer/utils.py:1123 asserts H % 128)"),
+}
+
+
+def check_layer_shapes(shapes) -> None:
+    """Limits every FlashInfer MoE path shares (no arch needed): run before looking for a GPU."""
+    e, k = shapes.num_experts, shapes.top_k
     if not 1 <= k <= min(32, e):
         raise UnsupportedError(f"--top-k {k}: FlashInfer MoE takes 1 <= top_k <= min(32, experts={e})")
     if e > 512:
         raise UnsupportedError(f"--experts {e}: FlashInfer MoE takes at most 512 experts (MAX_SUPPORTED_TOTAL_EXPERTS)")
+
+
+def check_kernel_shapes(path: KernelPath, shapes, mode: str) -> None:
+    """Shapes the kernel cannot take -> UnsupportedError naming the value."""
+    e, k, h, i = shapes.num_experts, shapes.top_k, shapes.hidden_size, shapes.intermediate_size
+    check_layer_shapes(shapes)
     if path.backend == "trtllm" and e % 4:
         raise UnsupportedError(f"--experts {e}: TRT-LLM MoE kernels need experts % 4 == 0")
-    align = {"nvfp4": 64, "mxfp4": 32, "mxfp8": 32, "fp8": 32}.get(path.quant, 0) if path.backend == "cutile" else 0
-    if path.backend == "trtllm":
-        align = 128 if path.quant in ("fp8-block", "mxfp8") else (64 if path.quant in ("nvfp4", "mxfp4") else 0)
-    if align and (h % align or i % align):
-        raise UnsupportedError(
-            f"--hidden {h} / --intermediate {i}: {path.config_class} needs both to be multiples of {align}")
+    if path.config_class == "TrtllmFp8BlockConfig" and e <= k:
+        # data/csrc/trtllm_fused_moe_kernel_launcher.cu:4278 Fp8BlockScaleLauncher::check_routing
+        raise UnsupportedError(f"--top-k {k}: {path.config_class}'s launcher needs experts > top_k (E={e})")
+    al = SHAPE_ALIGN.get((path.backend, path.quant))
+    if al and (h % al.hidden or i % al.intermediate):
+        need = (f"both to be multiples of {al.hidden}" if al.hidden == al.intermediate
+                else f"hidden a multiple of {al.hidden} and intermediate a multiple of {al.intermediate}")
+        raise UnsupportedError(f"--hidden {h} / --intermediate {i}: {path.config_class} ({path.weight_format}) needs {need}")
     if mode == "FromLogits":
         m = shapes.routing_method
         grouped = m == "DeepSeekV3" and (shapes.n_group or 1) > 1
@@ -361,12 +397,14 @@ def make_activation_pack(fi, path: KernelPath, config, x, *, mode: str, topk_ids
     else:
         hs, hs_scale = cls.prepare_activations(x, quant=config.quant)
     mode_enum = getattr(fi.RoutingInputMode, mode)
+    dev = hs.device  # routing tensors follow the activations (a no-op when they are already there)
     if mode == "FromLogits":
         want = torch.bfloat16 if path.logits_dtype == "bfloat16" else torch.float32
-        return fi.MoEActivationPack(hs, hs_scale, routing_input_mode=mode_enum, routing_logits=logits.to(want).contiguous(),
-                                    routing_bias=bias)
-    return fi.MoEActivationPack(hs, hs_scale, topk_ids.to(torch.int32).contiguous(),
-                                topk_weights.to(torch.float32).contiguous(), routing_input_mode=mode_enum)
+        return fi.MoEActivationPack(hs, hs_scale, routing_input_mode=mode_enum,
+                                    routing_logits=logits.to(device=dev, dtype=want).contiguous(),
+                                    routing_bias=bias.to(dev) if bias is not None else None)
+    return fi.MoEActivationPack(hs, hs_scale, topk_ids.to(device=dev, dtype=torch.int32).contiguous(),
+                                topk_weights.to(device=dev, dtype=torch.float32).contiguous(), routing_input_mode=mode_enum)
 
 
 def describe_call(path: KernelPath, config, view: dict, act) -> dict[str, Any]:

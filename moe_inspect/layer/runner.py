@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..errors import BadInputError, EnvironmentError_, MoeInspectError, UnsupportedError
+from ..extras import require
 from . import DEFAULT_TOKENS, QUANT_FORMATS
 
 MAX_TOKENS = 8192  # FlashInfer ExecutionConfig.tune_max_num_tokens default (0.7.2.post1)
 #: Routing methods run-layer can run: FlashInfer RoutingMethodType members with a reference router.
 RUNNABLE_METHODS = ("Default", "Renormalize", "RenormalizeNaive", "TopK", "SigmoidRenorm", "Sigmoid",
                     "TopKSigmoid", "MiniMax2", "DeepSeekV3", "Llama4")
+#: ``--routing``: who computes the top-k that feeds a precomputed-routing expert kernel (ROUTING_CONTRACT.md).
+ROUTING_CHOICES = ("kernel", "reference")
 
 
 @dataclass
@@ -37,13 +41,14 @@ class RunLayerOptions:
     top_k: int | None = None
     hidden: int | None = None
     intermediate: int | None = None
-    routing: str | None = None
+    routing: str | None = None  # routing METHOD of explicit shapes (--routing-method)
     n_group: int | None = None
     topk_group: int | None = None
     routed_scaling_factor: float | None = None
     bias: bool | None = None
     shared_experts: int = 0
     precomputed_routing: bool = False  # TRT-LLM: use the routed variant even when FromLogits works
+    routing_impl: str | None = None  # --routing kernel|reference (None: kernel where one runs, else reference)
     repeat_ms: float = 100.0
     autotune: bool = False  # FlashInfer autotuner picks tactics on the first call of each token count
     plot: str | None = None
@@ -78,17 +83,11 @@ class LayerRunResult:
     weights: dict
     rows: list[TokenResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    routing: dict = field(default_factory=dict)  # routing_summary(): used, source, reason, agreement_*
 
     @property
     def passed(self) -> bool:
         return bool(self.rows) and all(r.accuracy.get("passed") for r in self.rows)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LayerRunResult":
-        """Rebuild a result from its ``--json`` form (for plots and benchmark tables)."""
-        keys = {f for f in cls.__dataclass_fields__ if f != "rows"}
-        rows = [TokenResult(**{k: v for k, v in r.items() if k in TokenResult.__dataclass_fields__}) for r in d["rows"]]
-        return cls(**{k: d[k] for k in keys if k in d}, rows=rows)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -128,7 +127,7 @@ def shapes_from_description(desc, layer: int | None):
     if s.hidden_size is None or s.moe_intermediate_size is None:
         raise UnsupportedError(f"{desc.model.id}: hidden size / expert width unknown from config.json")
     if layer is not None and s.moe_layers and layer not in s.moe_layers:
-        raise BadInputError(f"--layer {layer}: not a MoE layer of {desc.model.id} (MoE layers start at {s.moe_layers[0]})")
+        raise BadInputError(f"--layer {layer}: not a MoE layer of {desc.model.id} (MoE layers: {_ranges(s.moe_layers)})")
     top_k = s.per_layer.get("top_k", {}).get(layer, s.top_k) if layer is not None else s.top_k
     inter = s.per_layer.get("moe_intermediate_size", {}).get(layer, s.moe_intermediate_size) if layer is not None \
         else s.moe_intermediate_size
@@ -143,12 +142,25 @@ def shapes_from_description(desc, layer: int | None):
     )
 
 
+def _ranges(layers) -> str:
+    """[1, 2, 3, 5, 7, 8] -> '1-3, 5, 7-8' (the valid --layer values, compactly)."""
+    out, xs = [], sorted(layers)
+    start = prev = xs[0]
+    for x in xs[1:] + [None]:
+        if x is not None and x == prev + 1:
+            prev = x
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = x
+    return ", ".join(out)
+
+
 def resolve_shapes(opts: RunLayerOptions, *, describe: Callable | None = None):
     """(LayerShapes, ModelDescription | None, layer index | None) from a model or explicit flags."""
     from .weights import LayerShapes
 
     explicit = {"--experts": opts.experts, "--top-k": opts.top_k, "--hidden": opts.hidden,
-                "--intermediate": opts.intermediate, "--routing": opts.routing}
+                "--intermediate": opts.intermediate, "--routing-method": opts.routing}
     if opts.model is None:
         missing = [k for k, v in explicit.items() if v is None]
         if missing:
@@ -157,7 +169,7 @@ def resolve_shapes(opts: RunLayerOptions, *, describe: Callable | None = None):
 
         method = canonical_method(opts.routing)
         if method not in RUNNABLE_METHODS:
-            raise UnsupportedError(f"--routing {opts.routing}: no FlashInfer kernel implements it")
+            raise UnsupportedError(f"--routing-method {opts.routing}: no FlashInfer kernel implements it")
         for k in ("--experts", "--top-k", "--hidden", "--intermediate"):
             if explicit[k] < 1:
                 raise BadInputError(f"{k} {explicit[k]}: must be positive")
@@ -181,8 +193,17 @@ def resolve_shapes(opts: RunLayerOptions, *, describe: Callable | None = None):
 
 
 def check_options(opts: RunLayerOptions) -> None:
+    """Every flag that can be checked without a model, torch or a GPU."""
+    from .kernels import BACKENDS
+
     if opts.quant not in QUANT_FORMATS:
         raise BadInputError(f"--quant {opts.quant}: unknown format (known: {', '.join(QUANT_FORMATS)})")
+    if opts.backend not in BACKENDS:
+        raise BadInputError(f"--backend {opts.backend}: unknown backend (known: {', '.join(BACKENDS)})")
+    if opts.routing_impl not in (None, *ROUTING_CHOICES):
+        hint = (f"; the routing METHOD of explicit shapes is --routing-method {opts.routing_impl}"
+                if opts.routing_impl in RUNNABLE_METHODS else "")
+        raise BadInputError(f"--routing {opts.routing_impl}: use kernel or reference{hint}")
     if opts.weights not in ("random", "checkpoint"):
         raise BadInputError(f"--weights {opts.weights}: use random or checkpoint")
     if opts.act not in (None, "bf16", "quant"):
@@ -193,10 +214,24 @@ def check_options(opts: RunLayerOptions) -> None:
             raise BadInputError(f"--plot {opts.plot}: the plot is a PNG file (name it *.png)")
         if not os.path.isdir(d):
             raise BadInputError(f"--plot {opts.plot}: directory {d} does not exist")
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise EnvironmentError_("--plot needs matplotlib, which is not installed (pip install matplotlib)") from None
+        require("matplotlib", "gpu", "--plot")
+
+
+def validate(opts: RunLayerOptions, *, describe: Callable | None = None):
+    """Everything checkable before looking for a GPU: flags, torch, the model's shapes and layer,
+    a local checkpoint for ``--weights checkpoint``, the arch-independent kernel limits.
+    Returns (LayerShapes, ModelDescription | None, layer)."""
+    from .kernels import check_layer_shapes
+
+    check_options(opts)
+    require("torch", "gpu", "run-layer")
+    shapes, desc, layer = resolve_shapes(opts, describe=describe)
+    if opts.weights == "checkpoint" and desc is not None and not desc.model.path:
+        raise BadInputError(
+            f"--weights checkpoint: {desc.model.id} has no local checkpoint (answered from the {desc.model.source}); "
+            "pass a local checkpoint directory as MODEL, or use --weights random")
+    check_layer_shapes(shapes)
+    return shapes, desc, layer
 
 
 def plan(opts: RunLayerOptions, shapes, arch: int):
@@ -207,7 +242,8 @@ def plan(opts: RunLayerOptions, shapes, arch: int):
     qa = None if opts.act is None else opts.act == "quant"
     path = select_path(opts.quant, arch, backend=opts.backend, quantized_activations=qa)
     check_layer_support(path, shapes)
-    mode = routing_mode(path, shapes.routing_method, force_precomputed=opts.precomputed_routing)
+    mode = routing_mode(path, shapes.routing_method,
+                        force_precomputed=opts.precomputed_routing or opts.routing_impl == "reference")
     check_quant_shapes(shapes, opts.quant)
     check_kernel_shapes(path, shapes, mode)
     return path, mode
@@ -215,10 +251,7 @@ def plan(opts: RunLayerOptions, shapes, arch: int):
 
 def cuda_arch() -> tuple[int, str]:
     """(arch, device name) of CUDA device 0; EnvironmentError_ without one."""
-    try:
-        import torch
-    except ImportError:
-        raise EnvironmentError_("run-layer needs torch (pip install 'moe-inspect[gpu]')") from None
+    torch = require("torch", "gpu", "run-layer")
     if not torch.cuda.is_available():
         raise EnvironmentError_("no CUDA device: run-layer needs an NVIDIA GPU (torch.cuda.is_available() is False)")
     major, minor = torch.cuda.get_device_capability(0)
@@ -232,16 +265,169 @@ def local_gpu_spec(name: str, arch: int):
     return t.gpu if t is not None else None
 
 
-# ----------------------------------------------------------------------------- GPU work
-def _route(shapes, logits, bias, *, arch: int, torch):
-    """(ids int32, weights fp32, source, agreement) for PackedPrecomputed routing."""
-    from ..reference.routers import route
+# ----------------------------------------------------------------------------- routing choice
+
+@dataclass(frozen=True)
+class RoutingChoice:
+    """Who computes the top-k ids/weights that feed the expert kernel, and why."""
+
+    used: str  # "in-kernel" (FromLogits) | "kernel" | "reference"
+    source: str  # the function that computes them
+    reason: str | None = None  # why not a routing kernel (None when one routes)
+    requested: str | None = None  # --routing as given (None = default)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _routing_module():
+    """moe_inspect.kernels.trtllm_routing (ROUTING_CONTRACT.md), or None where this build lacks it."""
+    try:
+        from ..kernels import trtllm_routing
+    except ImportError:
+        return None
+    return trtllm_routing
+
+
+def choose_routing(requested: str | None, shapes, mode: str, arch: int, *, module=None) -> RoutingChoice:
+    """``--routing kernel|reference`` against what runs here (no GPU needed; ``module`` for tests).
+
+    FromLogits paths route inside the expert kernel; ``reference`` forces the precomputed variant
+    (see :func:`plan`). PackedPrecomputed: the trtllm-gen routing kernel where
+    ``unavailable_reason(arch)`` and ``supports(...)`` are both None, else FlashInfer's
+    ``fused_topk_deepseek`` for grouped DeepSeekV3 where it runs, else our reference router.
+    An explicit ``kernel`` that cannot run here is an UnsupportedError naming the reason.
+    """
     from .kernels import fused_topk_deepseek_ok
 
-    ref = route(shapes.routing_method, logits, top_k=shapes.top_k, bias=bias, n_group=shapes.n_group,
-                topk_group=shapes.topk_group, routed_scaling_factor=shapes.routed_scaling_factor,
-                norm_topk_prob=shapes.norm_topk_prob, output_dtype=torch.bfloat16)
+    if requested not in (None, *ROUTING_CHOICES):
+        raise BadInputError(f"--routing {requested}: use kernel or reference")
+    if mode == "FromLogits":
+        return RoutingChoice("in-kernel", "FlashInfer TRT-LLM in-kernel routing (FromLogits)", None, requested)
+    if requested == "reference":
+        return RoutingChoice("reference", REFERENCE_ROUTER, "--routing reference", requested)
+    mod = _routing_module() if module is None else module
+    if mod is None:
+        reason = "moe_inspect.kernels.trtllm_routing is not in this build"
+    else:
+        reason = mod.unavailable_reason(arch) or mod.supports(
+            shapes.routing_method, shapes.num_experts, shapes.top_k, shapes.n_group, shapes.topk_group)
+    if reason is None:
+        return RoutingChoice("kernel", TRTLLM_ROUTER, None, requested)
     if shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1 and fused_topk_deepseek_ok(shapes, arch):
+        return RoutingChoice("kernel", FUSED_TOPK_DEEPSEEK, None, requested)
+    if requested == "kernel":
+        raise UnsupportedError(f"--routing kernel: {reason}")
+    return RoutingChoice("reference", REFERENCE_ROUTER, reason, requested)
+
+
+REFERENCE_ROUTER = "moe_inspect.reference.routers.route"
+TRTLLM_ROUTER = "moe_inspect.kernels.trtllm_routing.route"
+FUSED_TOPK_DEEPSEEK = "flashinfer.fused_moe.fused_topk_deepseek"
+
+
+# ----------------------------------------------------------------------------- per-call preparation (no CUDA)
+@dataclass
+class PreparedLayer:
+    """What is built once per run: FlashInfer's config, weight view and pack, and the MoELayer
+    (the same for both routing modes: FlashInfer's TRT-LLM runners take FromLogits and precomputed packs)."""
+
+    path: object  # KernelPath
+    shapes: object  # LayerShapes
+    config: object
+    view: dict
+    pack: object
+    moe: object
+    hs_scale: float | None  # FP8 per-tensor static activation scale (quantization multiplier)
+    inter_scale: float | None
+
+
+@dataclass
+class CallInputs:
+    """One call's activation pack and the routing the check uses."""
+
+    act: object  # MoEActivationPack
+    topk_ids: object
+    topk_weights: object
+    agreement: float | None  # routing-kernel ids == reference ids (fraction of tokens), kernel routing only
+
+
+def fp8_activation_scales(path, hidden_size: int, *, generator, device, torch):
+    """(hidden_states_scale_global, intermediate_scale_global) for FP8 per-tensor, else (None, None).
+
+    Static calibration: 448 / max|x| over a random N(0, 1) batch of 256 tokens (reads one value)."""
+    if path.config_class != "TrtllmFp8PerTensorConfig":
+        return None, None
+    sample = torch.randn((256, hidden_size), generator=generator, device=device)
+    return 448.0 / float(sample.abs().max()), 448.0 / 8.0
+
+
+def prepare_layer(fi, path, w, *, device, hs_scale=None, inter_scale=None,
+                  tune_max_num_tokens: int = MAX_TOKENS) -> PreparedLayer:
+    """FlashInfer config, prepared weights, weight pack and MoELayer for ``w`` (any device, CUDA or not)."""
+    from . import kernels as K
+
+    shapes = w.shapes
+    config = K.build_config(fi, path, shapes, tune_max_num_tokens=tune_max_num_tokens)
+    view = K.prepare_weight_view(fi, path, w, device=device, config=config, hidden_states_scale_global=hs_scale,
+                                 intermediate_scale_global=inter_scale)
+    pack = K.make_weight_pack(fi, path, view)
+    moe = fi.MoELayer(config, device=device)
+    return PreparedLayer(path, shapes, config, view, pack, moe, hs_scale, inter_scale)
+
+
+def reference_route(shapes, logits, bias):
+    """Our reference router (``moe_inspect.reference.routers.route``) for the layer's method."""
+    import torch
+
+    from ..reference.routers import route
+
+    return route(shapes.routing_method, logits, top_k=shapes.top_k, bias=bias, n_group=shapes.n_group,
+                 topk_group=shapes.topk_group, routed_scaling_factor=shapes.routed_scaling_factor,
+                 norm_topk_prob=shapes.norm_topk_prob, output_dtype=torch.bfloat16)
+
+
+def prepare_call(fi, prep: PreparedLayer, mode: str, x, logits, *, router_bias=None,
+                 routing: RoutingChoice | None = None) -> CallInputs:
+    """The activation pack for one call of ``prep.moe`` in ``mode`` (CPU, meta or CUDA tensors).
+
+    FromLogits: the kernel routes (with ``router_bias``; zeros where the kernel dereferences one);
+    our reference router gives the ids/weights of the float32 check. PackedPrecomputed: ids/weights
+    from ``routing`` (default: the reference router)."""
+    import torch
+
+    from . import kernels as K
+
+    s, path = prep.shapes, prep.path
+    if mode == "FromLogits":
+        bias = router_bias
+        if bias is None and s.routing_method in ("MiniMax2", "DeepSeekV3"):
+            bias = torch.zeros(s.num_experts, device=logits.device)  # the kernels dereference it (REFERENCE.md §5)
+        ref = reference_route(s, logits, bias)
+        act = K.make_activation_pack(fi, path, prep.config, x, mode=mode, logits=logits, bias=bias,
+                                     hidden_states_scale_global=prep.hs_scale)
+        return CallInputs(act, ref.topk_ids, ref.topk_weights.float(), None)
+    ids, wts, agree = _route(s, logits, router_bias, routing)
+    act = K.make_activation_pack(fi, path, prep.config, x, mode=mode, topk_ids=ids, topk_weights=wts,
+                                 hidden_states_scale_global=prep.hs_scale)
+    return CallInputs(act, ids, wts, agree)
+
+
+def _route(shapes, logits, bias, routing: RoutingChoice | None):
+    """(ids int32, weights fp32, agreement with the reference or None) for PackedPrecomputed routing."""
+    import torch
+
+    ref = reference_route(shapes, logits, bias)
+    source = routing.source if routing is not None else REFERENCE_ROUTER
+    if source == REFERENCE_ROUTER:
+        return ref.topk_ids.to(torch.int32), ref.topk_weights.float(), None
+    if source == TRTLLM_ROUTER:
+        out = _routing_module().route(
+            shapes.routing_method, logits, top_k=shapes.top_k, bias=bias, n_group=shapes.n_group,
+            topk_group=shapes.topk_group, routed_scaling_factor=shapes.routed_scaling_factor,
+            norm_topk_prob=shapes.norm_topk_prob)
+        ids, vals = out.topk_ids.to(torch.int32), out.topk_weights.float()
+    else:
         from flashinfer.fused_moe import fused_topk_deepseek
 
         t = logits.shape[0]
@@ -250,24 +436,43 @@ def _route(shapes, logits, bias, *, arch: int, torch):
         b = bias if bias is not None else torch.zeros(shapes.num_experts, device=logits.device)
         fused_topk_deepseek(logits.float().contiguous(), b.float().contiguous(), shapes.n_group, shapes.topk_group,
                             shapes.top_k, float(shapes.routed_scaling_factor or 1.0), vals, ids)
-        agree = _id_agreement(ids, ref.topk_ids, torch)
-        return ids, vals, "flashinfer.fused_moe.fused_topk_deepseek", agree
-    return ref.topk_ids.to(torch.int32), ref.topk_weights.float(), "moe_inspect.reference.routers.route", None
+    return ids, vals, id_agreement(ids, ref.topk_ids)
 
 
-def _id_agreement(a, b, torch) -> float:
+def id_agreement(a, b) -> float:
+    """Fraction of tokens whose top-k id SETS are equal."""
+    import torch
+
     sa, _ = torch.sort(a.long(), dim=-1)
     sb, _ = torch.sort(b.long(), dim=-1)
     return float((sa == sb).all(dim=-1).float().mean())
+
+
+# ----------------------------------------------------------------------------- GPU work
+@dataclass(frozen=True)
+class RunContext:
+    """Everything one run fixes before the first tensor is made (``_run`` takes only this)."""
+
+    opts: RunLayerOptions
+    fi: object  # flashinfer_namespace()
+    torch: object
+    shapes: object  # LayerShapes
+    desc: object  # ModelDescription | None
+    layer: int | None
+    arch: int
+    dev_name: str
+    path: object  # KernelPath
+    mode: str
+    tokens: tuple[int, ...]
+    say: Callable[[str], None]
+    routing: RoutingChoice
 
 
 def run_layer(opts: RunLayerOptions, *, progress: Callable[[str], None] | None = None,
               describe: Callable | None = None) -> LayerRunResult:
     """Run, check and time the layer; ``describe`` overrides ``detect.describe`` (tests, tools)."""
     say = progress or (lambda m: None)
-    check_options(opts)
-    tokens = tuple(opts.tokens)
-    shapes, desc, layer = resolve_shapes(opts, describe=describe)
+    shapes, desc, layer = validate(opts, describe=describe)
     arch, dev_name = cuda_arch()
     if opts.weights == "checkpoint" and desc is not None and desc.model.path and layer is not None:
         from dataclasses import replace
@@ -276,13 +481,15 @@ def run_layer(opts: RunLayerOptions, *, progress: Callable[[str], None] | None =
 
         shapes = replace(shapes, expert_bias=checkpoint_expert_bias(desc.model.path, layer))  # headers only
     path, mode = plan(opts, shapes, arch)
+    routing = choose_routing(opts.routing_impl, shapes, mode, arch)
     from .kernels import flashinfer_namespace
 
     fi = flashinfer_namespace()
     import torch
 
+    ctx = RunContext(opts, fi, torch, shapes, desc, layer, arch, dev_name, path, mode, tuple(opts.tokens), say, routing)
     try:
-        return _run(opts, fi, torch, shapes, desc, layer, arch, dev_name, path, mode, tokens, say)
+        return _run(ctx)
     except torch.cuda.OutOfMemoryError:
         free, total = torch.cuda.mem_get_info()
         raise EnvironmentError_(
@@ -297,155 +504,179 @@ def run_layer(opts: RunLayerOptions, *, progress: Callable[[str], None] | None =
         raise mapped from None
 
 
-def _run(opts, fi, torch, shapes, desc, layer, arch, dev_name, path, mode, tokens, say) -> LayerRunResult:
+@contextmanager
+def _fp32_matmuls(torch):
+    """float32 matmuls in IEEE fp32 (no TF32) for the reference, restoring the caller's setting."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def _load_weights(ctx: RunContext, dev):
+    from .weights import load_checkpoint_layer, random_layer
+
+    if ctx.opts.weights == "checkpoint":
+        if ctx.desc is None or not ctx.desc.model.path:
+            raise BadInputError("--weights checkpoint needs MODEL to be a local checkpoint directory")
+        return load_checkpoint_layer(ctx.desc.model.path, ctx.shapes, ctx.opts.quant, layer=ctx.layer, device=dev,
+                                     progress=ctx.say)
+    return random_layer(ctx.shapes, ctx.opts.quant, seed=ctx.opts.seed, device=dev, progress=ctx.say)
+
+
+def _tune_ctx(autotune: bool):
+    if not autotune:
+        import contextlib
+
+        return contextlib.nullcontext()
+    from flashinfer.autotuner import autotune as fi_autotune
+
+    return fi_autotune(True)
+
+
+def _run(ctx: RunContext) -> LayerRunResult:
+    torch = ctx.torch
+    dev = torch.device("cuda", 0)
+    gpu = local_gpu_spec(ctx.dev_name, ctx.arch)
+    with _fp32_matmuls(torch):
+        t0 = time.perf_counter()
+        w = _load_weights(ctx, dev)
+        load_s = time.perf_counter() - t0
+        notes = list(w.notes)
+        ctx.say("preparing weights for " + ctx.path.config_class)
+        g = torch.Generator(device=dev).manual_seed(ctx.opts.seed + 1)
+        hs, inter = fp8_activation_scales(ctx.path, ctx.shapes.hidden_size, generator=g, device=dev, torch=torch)
+        if hs is not None:
+            notes.append("FP8 per-tensor activation scales calibrated on a random batch")
+        prep = prepare_layer(ctx.fi, ctx.path, w, device=dev, hs_scale=hs, inter_scale=inter)
+        rows, call_desc = [], None
+        for n in ctx.tokens:
+            row, desc = _run_tokens(ctx, prep, w, n, g, gpu, first=not rows)
+            rows.append(row)
+            call_desc = call_desc or desc
+    notes += _run_notes(ctx, w)
+    result = _result(ctx, w, rows, notes, gpu, weights_info={"load_s": round(load_s, 2), "call": call_desc})
+    if ctx.opts.plot:
+        write_plot(result, ctx.opts.plot)
+    return result
+
+
+def _run_tokens(ctx: RunContext, prep: PreparedLayer, w, n: int, g, gpu, *, first: bool):
+    """Check and time one token count: (TokenResult, call description)."""
     from . import kernels as K
     from . import timing as T
     from .reference import compare, reference_moe, shared_expert_forward, tolerance_for
-    from .weights import load_checkpoint_layer, random_layer
 
+    torch, s, say = ctx.torch, ctx.shapes, ctx.say
     dev = torch.device("cuda", 0)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    gpu = local_gpu_spec(dev_name, arch)
-    t0 = time.perf_counter()
-    if opts.weights == "checkpoint":
-        if desc is None or not desc.model.path:
-            raise BadInputError("--weights checkpoint needs MODEL to be a local checkpoint directory")
-        w = load_checkpoint_layer(desc.model.path, shapes, opts.quant, layer=layer, device=dev, progress=say)
-    else:
-        w = random_layer(shapes, opts.quant, seed=opts.seed, device=dev, progress=say)
-    load_s = time.perf_counter() - t0
-    notes = list(w.notes)
-    say("preparing weights for " + path.config_class)
-    config = K.build_config(fi, path, shapes, tune_max_num_tokens=MAX_TOKENS)
-    g = torch.Generator(device=dev).manual_seed(opts.seed + 1)
-    hs_scale = inter_scale = None
-    if path.config_class == "TrtllmFp8PerTensorConfig":  # static calibration from a sample batch
-        sample = torch.randn((256, shapes.hidden_size), generator=g, device=dev)
-        hs_scale = 448.0 / float(sample.abs().max())
-        inter_scale = 448.0 / 8.0
-        notes.append("FP8 per-tensor activation scales calibrated on a random batch")
-    view = K.prepare_weight_view(fi, path, w, device=dev, config=config, hidden_states_scale_global=hs_scale,
-                                 intermediate_scale_global=inter_scale)
-    pack = K.make_weight_pack(fi, path, view)
-    moe = fi.MoELayer(config, device=dev)
     bias = w.router_bias.float() if w.router_bias is not None else None
-    if mode == "FromLogits" and bias is None and shapes.routing_method in ("MiniMax2", "DeepSeekV3"):
-        bias = torch.zeros(shapes.num_experts, device=dev)  # the kernels dereference it (REFERENCE.md §5)
-    tol = tolerance_for(opts.quant, path.quantized_activations)
-    mma = T.mma_dtype_for(path)
-    l2 = torch.cuda.get_device_properties(dev).L2_cache_size
-    ebytes = w.expert_bytes()
-    rows: list[TokenResult] = []
 
-    def tune_ctx():
-        if not opts.autotune:
-            import contextlib
+    def make_call():
+        x = torch.randn((n, s.hidden_size), generator=g, device=dev).to(torch.bfloat16)
+        return x, prepare_call(ctx.fi, prep, ctx.mode, x, w.router_logits(x), router_bias=bias, routing=ctx.routing)
 
-            return contextlib.nullcontext()
-        from flashinfer.autotuner import autotune
+    x, call = make_call()
+    say(f"T={n}: first call" + (" (compiling kernels)" if first else ""))
+    torch.cuda.synchronize()
+    t1 = time.perf_counter()
+    with _tune_ctx(ctx.opts.autotune):
+        out = prep.moe(call.act, prep.pack)
+    torch.cuda.synchronize()
+    first_s = time.perf_counter() - t1
+    desc = K.describe_call(ctx.path, prep.config, prep.view, call.act)
+    if w.shared_w1 is not None:  # cuTile/TRT-LLM here run routed experts only; shared expert in torch
+        out = out.float() + shared_expert_forward(x, w.shared_w1, w.shared_w2)
+    say(f"T={n}: float32 reference")
+    acc = compare(out, reference_moe(x, call.topk_ids, call.topk_weights, w), tolerance_for(ctx.opts.quant,
+                                                                                          ctx.path.quantized_activations))
+    del out
+    # timing: K distinct token sets cycled inside the graph
+    hit = float(torch.unique(call.topk_ids).numel())
+    k_sets = T.token_sets_for_cold_l2(T.moe_bytes(hit, w.expert_bytes(), n, s.hidden_size, s.top_k),
+                                      torch.cuda.get_device_properties(dev).L2_cache_size)
+    calls = [call] + [make_call()[1] for _ in range(k_sets - 1)]
+    mean_hit = sum(float(torch.unique(c.topk_ids).numel()) for c in calls) / len(calls)
+    fns = [lambda a=c.act: prep.moe(a, prep.pack) for c in calls]
+    st = _time_calls(ctx, fns, n, k_sets)
+    mma = T.mma_dtype_for(ctx.path)
+    rl = T.roofline(st.median_us * 1e-6, T.moe_bytes(mean_hit, w.expert_bytes(), n, s.hidden_size, s.top_k),
+                    T.moe_flops(n, s.top_k, s.hidden_size, s.intermediate_size),
+                    peak_tbs=gpu.bandwidth_tbs if gpu else None, peak_tflops=T.peak_tflops_for(gpu, mma), mma_dtype=mma)
+    agree = [c.agreement for c in calls if c.agreement is not None]
+    row = TokenResult(n, mean_hit, acc.to_dict(), st.to_dict(), rl.to_dict(), first_s,
+                      min(agree) if agree else None)
+    del calls, fns
+    torch.cuda.empty_cache()
+    return row, desc
 
-        return autotune(True)
 
-    routing_source = "in-kernel (FromLogits)" if mode == "FromLogits" else ""
-    call_desc = None
-    for n in tokens:
-        def make_set():
-            x = torch.randn((n, shapes.hidden_size), generator=g, device=dev).to(torch.bfloat16)
-            logits = w.router_logits(x)  # + the linear router bias (gpt-oss)
-            if mode == "FromLogits":
-                from ..reference.routers import route
+def _time_calls(ctx: RunContext, fns, n: int, k_sets: int):
+    """CUDA-graph timing of ``fns`` cycled round-robin (each run once outside the graph first)."""
+    from . import timing as T
 
-                ref = route(shapes.routing_method, logits, top_k=shapes.top_k, bias=bias, n_group=shapes.n_group,
-                            topk_group=shapes.topk_group, routed_scaling_factor=shapes.routed_scaling_factor,
-                            norm_topk_prob=shapes.norm_topk_prob, output_dtype=torch.bfloat16)
-                act = K.make_activation_pack(fi, path, config, x, mode=mode, logits=logits, bias=bias,
-                                             hidden_states_scale_global=hs_scale)
-                return x, act, ref.topk_ids, ref.topk_weights.float(), "moe_inspect reference router (for the check)", None
-            ids, wts, src, agree = _route(shapes, logits, w.router_bias.float() if w.router_bias is not None else None,
-                                          arch=arch, torch=torch)
-            act = K.make_activation_pack(fi, path, config, x, mode=mode, topk_ids=ids, topk_weights=wts)
-            return x, act, ids, wts, src, agree
+    torch = ctx.torch
+    with _tune_ctx(ctx.opts.autotune):
+        for f in fns:  # every set once outside the graph (compiles any shape variant, tunes if asked)
+            f()
+    torch.cuda.synchronize()
+    ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    ev0.record()
+    for f in fns:
+        f()
+    ev1.record()
+    torch.cuda.synchronize()
+    ctx.say(f"T={n}: timing ({k_sets} token sets, CUDA graphs)")
+    return T.bench_cycled(fns, repeat_time_ms=ctx.opts.repeat_ms, est_call_ms=ev0.elapsed_time(ev1) / len(fns))
 
-        x, act, ids, wts, src, agree = make_set()
-        routing_source = routing_source or src
-        say(f"T={n}: first call" + (" (compiling kernels)" if not rows else ""))
-        torch.cuda.synchronize()
-        t1 = time.perf_counter()
-        with tune_ctx():
-            out = moe(act, pack)
-        torch.cuda.synchronize()
-        first_s = time.perf_counter() - t1
-        if call_desc is None:
-            call_desc = K.describe_call(path, config, view, act)
-        if w.shared_w1 is not None:  # cuTile/TRT-LLM here run routed experts only; shared expert in torch
-            out = out.float() + shared_expert_forward(x, w.shared_w1, w.shared_w2)
-        say(f"T={n}: float32 reference")
-        ref_out = reference_moe(x, ids, wts, w)
-        acc = compare(out, ref_out, tol)
-        hit = float(torch.unique(ids).numel())
-        del out, ref_out
-        # timing: K distinct token sets cycled inside the graph
-        nbytes1 = T.moe_bytes(hit, ebytes, n, shapes.hidden_size, shapes.top_k)
-        k_sets = T.token_sets_for_cold_l2(nbytes1, l2)
-        more = [make_set() for _ in range(k_sets - 1)]
-        sets = [act] + [m[1] for m in more]
-        hits = [hit] + [float(torch.unique(m[2]).numel()) for m in more]
-        mean_hit = sum(hits) / len(hits)
-        nbytes = T.moe_bytes(mean_hit, ebytes, n, shapes.hidden_size, shapes.top_k)
-        calls = [lambda a=a: moe(a, pack) for a in sets]
-        with tune_ctx():
-            for c in calls:  # every set once outside the graph (compiles any shape variant, tunes if asked)
-                c()
-        torch.cuda.synchronize()
-        ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        ev0.record()
-        for c in calls:
-            c()
-        ev1.record()
-        torch.cuda.synchronize()
-        est_ms = ev0.elapsed_time(ev1) / len(calls)
-        say(f"T={n}: timing ({k_sets} token sets, CUDA graphs)")
-        st = T.bench_cycled(calls, repeat_time_ms=opts.repeat_ms, est_call_ms=est_ms)
-        rl = T.roofline(st.median_us * 1e-6, nbytes, T.moe_flops(n, shapes.top_k, shapes.hidden_size,
-                                                                shapes.intermediate_size),
-                        peak_tbs=gpu.bandwidth_tbs if gpu else None,
-                        peak_tflops=T.peak_tflops_for(gpu, mma), mma_dtype=mma)
-        hit = mean_hit
-        rows.append(TokenResult(n, hit, acc.to_dict(), st.to_dict(), rl.to_dict(), first_s, agree))
-        del sets, calls, act, more
-        torch.cuda.empty_cache()
+
+def _run_notes(ctx: RunContext, w) -> list[str]:
+    notes = []
     if w.shared_w1 is not None:
         notes.append("shared expert computed with torch (bf16) and added before the check; timing is the "
                      "FlashInfer routed-expert call only")
-    notes.append("FlashInfer autotuned tactics (flashinfer.autotuner.autotune)" if opts.autotune else
+    notes.append("FlashInfer autotuned tactics (flashinfer.autotuner.autotune)" if ctx.opts.autotune else
                  "untuned FlashInfer default tactics (pass --autotune to let FlashInfer profile tactics)")
-    if mode == "PackedPrecomputed":
-        notes.append(f"routing precomputed by {routing_source}; timing excludes routing")
-    result = LayerRunResult(
-        model=desc.model.id if desc else None, layer=layer, shapes=shapes.to_dict(), quant=opts.quant,
-        path=path.to_dict(), routing_mode=mode, routing_source=routing_source,
-        gpu={"name": dev_name, "arch": arch, "spec": gpu.to_dict() if gpu else None,
-             "l2_bytes": l2},
-        versions={"flashinfer": fi.version, "torch": torch.__version__, "cuda": torch.version.cuda},
-        weights={"source": w.source, "bytes_total": w.total_bytes(), "bytes_per_expert": ebytes,
-                 "load_s": round(load_s, 2), "call": call_desc},
-        rows=rows, notes=notes,
+    r = ctx.routing
+    if ctx.mode == "PackedPrecomputed":
+        notes.append(f"routing precomputed by {r.source}; timing excludes routing")
+    if r.used == "reference" and r.reason and r.requested is None:
+        notes.append(f"no routing kernel here ({r.reason}): top-k from our reference router")
+    return notes
+
+
+def routing_summary(routing: RoutingChoice, rows: list[TokenResult]) -> dict:
+    """The ``routing`` block of the result: who routed, why, and agreement with the reference router."""
+    agree = [r.routing_agreement for r in rows if r.routing_agreement is not None]
+    d = routing.to_dict()
+    d["agreement_reference"] = min(agree) if agree else None
+    d["agreement_model_router"] = None
+    d["agreement_model_router_reason"] = (
+        "not computed by run-layer (the model's own router is compared by `moe-inspect verify`)")
+    return d
+
+
+def _result(ctx: RunContext, w, rows, notes, gpu, *, weights_info: dict) -> LayerRunResult:
+    torch = ctx.torch
+    return LayerRunResult(
+        model=ctx.desc.model.id if ctx.desc else None, layer=ctx.layer, shapes=ctx.shapes.to_dict(),
+        quant=ctx.opts.quant, path=ctx.path.to_dict(), routing_mode=ctx.mode, routing_source=ctx.routing.source,
+        gpu={"name": ctx.dev_name, "arch": ctx.arch, "spec": gpu.to_dict() if gpu else None,
+             "l2_bytes": torch.cuda.get_device_properties(0).L2_cache_size},
+        versions={"flashinfer": ctx.fi.version, "torch": torch.__version__, "cuda": torch.version.cuda},
+        weights={"source": w.source, "bytes_total": w.total_bytes(), "bytes_per_expert": w.expert_bytes(),
+                 **weights_info},
+        rows=rows, notes=notes, routing=routing_summary(ctx.routing, rows),
     )
-    if opts.plot:
-        write_plot(result, opts.plot)
-    return result
 
 
 # ----------------------------------------------------------------------------- plot
 def write_plot(result: LayerRunResult, path: str) -> None:
     """Latency and % of the binding limit against token count, as a PNG (written atomically)."""
-    try:
-        import matplotlib
+    require("matplotlib", "gpu", "--plot").use("Agg")
+    import matplotlib.pyplot as plt
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise EnvironmentError_("--plot needs matplotlib, which is not installed (pip install matplotlib)") from None
     plot_results([result], path, plt=plt)
 
 

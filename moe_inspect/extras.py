@@ -1,0 +1,36 @@
+"""Optional dependencies, imported lazily: one place that says which extra to install.
+
+The core install has no torch, transformers, flashinfer or matplotlib. A command that needs one
+calls :func:`require` at the point it needs it; without the package the user gets ONE line and
+exit 2 naming the extra, e.g.::
+
+    error: run-layer needs torch, which is not installed: pip install 'moe-inspect[gpu]'
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import EnvironmentError_
+
+#: Import name -> distribution name, where they differ (for the message only).
+_DIST = {"flashinfer": "flashinfer-python"}
+
+
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """``importlib.import_module(module)``, or EnvironmentError_ (exit 2) naming ``extra``.
+
+    ``purpose`` is what needs it, as the user typed it (``"run-layer"``, ``"--plot"``,
+    ``"verify --kernel"``). Only a missing module (ImportError) is mapped; a module that is present
+    but fails in another way propagates, since reinstalling the extra would not fix it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        top = module.split(".")[0]
+        missing = getattr(e, "name", None) or top
+        what = _DIST.get(top, top)
+        if missing.split(".")[0] != top:  # the module is there but one of ITS dependencies is not
+            what = f"{missing.split('.')[0]} (needed by {_DIST.get(top, top)})"
+        raise EnvironmentError_(
+            f"{purpose} needs {what}, which is not installed: pip install 'moe-inspect[{extra}]'") from None
