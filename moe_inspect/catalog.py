@@ -76,9 +76,32 @@ def lookup(model_id: str) -> ModelFiles | None:
     return ModelFiles(ref=ref, config=config, tensors=tensors, weight_map=None, warnings=notes)
 
 
-def suggestions(model_id: str, n: int = 3) -> list[str]:
-    """Close catalog ids for a mistyped name."""
+def names() -> list[str]:
+    """Every id and alias, in catalog order."""
+    return [n for e in entries() for n in (e.id, *e.aliases)]
+
+
+def short_name(model: str) -> str | None:
+    """The one catalog name whose part after the organisation is ``model`` (case-insensitive),
+    for a bare name such as ``DeepSeek-V3``; None when no name or several names match."""
+    if "/" in model:
+        return None
+    key = model.strip().lower()
+    hits = [n for n in names() if n.split("/", 1)[-1].lower() == key]
+    return hits[0] if len(hits) == 1 else None
+
+
+def suggestions(model: str, n: int = 3) -> list[str]:
+    """Close catalog names for a mistyped ``model`` (typo in the name, wrong or missing org)."""
     import difflib
 
-    names = [e.id for e in entries()] + [a for e in entries() for a in e.aliases]
-    return difflib.get_close_matches(model_id, names, n=n, cutoff=0.5)
+    key = model.strip().lower()
+    full = {name.lower(): name for name in names()}
+    short: dict[str, list[str]] = {}
+    for name in names():
+        short.setdefault(name.split("/", 1)[-1].lower(), []).append(name)
+    tail = key.split("/", 1)[-1]
+    out = [full[m] for m in difflib.get_close_matches(key, list(full), n=n, cutoff=0.75)]
+    for m in difflib.get_close_matches(tail, list(short), n=n, cutoff=0.8):
+        out.extend(short[m])
+    return list(dict.fromkeys(out))[:n]

@@ -13,7 +13,6 @@ names the file and what is wrong. No torch, no safetensors import: plain ``json`
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import stat
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CheckpointError
+from .sources.strict_json import loads_object
 from .spec import TensorInfo
 
 #: Largest header we accept (bytes of JSON after the 8-byte length). Source: safetensors 0.8
@@ -106,20 +106,8 @@ def parse_header_bytes(
     then checked against it. ``file_name`` goes into ``TensorInfo.file``.
     Returns ``(tensors, __metadata__)``.
     """
-    try:
-        text = header.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CheckpointError(f"{where}: safetensors header is not valid UTF-8 (byte {e.start})") from None
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        # ValueError beyond JSONDecodeError: an integer literal longer than Python's 4300-digit limit
-        msg = (e.msg if isinstance(e, json.JSONDecodeError)
-               else "nesting too deep" if isinstance(e, RecursionError)
-               else "a number literal is too long")
-        raise CheckpointError(f"{where}: safetensors header is not valid JSON ({msg})") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{where}: safetensors header is a JSON {type(obj).__name__}, not an object")
+    obj = loads_object(header, where=where, err=CheckpointError, subject="safetensors header is ",
+                       allow_bom=False)
 
     metadata = obj.get("__metadata__")
     if metadata is not None and not isinstance(metadata, dict):

@@ -92,7 +92,7 @@ def test_rejects_header_over_100mb(tmp_path):
     "header, expect",
     [
         (b"{not json", "not valid JSON"),
-        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b"\xff\xfe{}", "not UTF-8 text"),
         (b"[1, 2]", "not an object"),
         (json.dumps({"a": {"dtype": "F32", "shape": [2]}}), "has no data_offsets"),
         (json.dumps({"a": {"dtype": "F17", "shape": [2], "data_offsets": [0, 8]}}), "unknown dtype 'F17'"),

@@ -244,7 +244,8 @@ def test_offline_with_nothing_cached(hf_home, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OfflineError) as ei:
         load_model("org/never-seen", use_catalog=False)
-    assert "hub: skipped (offline)" in ei.value.message and "\n" not in ei.value.message
+    assert "offline and not in the HF cache" in ei.value.message and "\n" not in ei.value.message
+    assert ei.value.hint == "tried local, cache, hub, catalog"
 
 
 def test_offline_parameter_skips_the_hub(hf_home):

@@ -1,0 +1,48 @@
+"""Model sources for ``detect``: local directory, Hugging Face cache, the Hub, the built-in catalog.
+
+:func:`load_model` (chain.py) tries, in order,
+
+a. ``local.py`` — a local directory (``model`` exists, or starts with ``.``, ``/`` or ``~``):
+   config.json, hf_quant_config.json, model.safetensors.index.json and the headers of every shard;
+b. ``cache.py`` — the Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``) for ``model``@``revision``:
+   config + index from the snapshot, tensor headers from cached shards or from header JSON
+   stored on an earlier online run (``$HF_HOME/moe_inspect/headers/``);
+c. ``hub.py`` — the Hub (``HF_ENDPOINT``) through huggingface_hub, within one total deadline
+   (``deadline.py``): config.json (+ quant config, index) into the HF cache, then ONLY the
+   safetensors headers of the (at most :data:`MAX_HUB_SHARDS`) shards holding the first MoE
+   layer (``layers.py``), by HTTP range requests; failures mapped to one line (``hub_errors.py``);
+d. ``catalog.py`` — the built-in catalog snapshot (:mod:`moe_inspect.catalog`).
+
+``strict_json.py`` is the one strict JSON reader (configs, indexes and safetensors headers).
+``ref.bytes_read`` counts the bytes fetched over the network; cached files count 0. Nothing here
+imports torch/transformers or runs repository code; huggingface_hub is imported lazily.
+"""
+
+from __future__ import annotations
+
+from .cache import HEADER_CACHE_VERSION, CacheHit, load_from_cache
+from .chain import load_model
+from .deadline import DEADLINE_ENV, DEFAULT_DEADLINE_S, DeadlineExceeded, HubDeadline, deadline_seconds
+from .env import hf_home, hub_cache_dir, hub_endpoint, hub_offline
+from .files import (
+    CONFIG_FILE,
+    INDEX_FILE,
+    QUANT_CONFIG_FILE,
+    SINGLE_FILE,
+    read_config,
+    read_index,
+)
+from .hub import BODY_RETRIES, load_from_hub
+from .hub_errors import FailureKind, HubFailure
+from .layers import MAX_HUB_SHARDS, LayerPlan, find_first_moe_layer
+from .local import load_local_dir
+from .lookup import Progress
+from .strict_json import MAX_JSON_BYTES
+
+__all__ = [
+    "BODY_RETRIES", "CONFIG_FILE", "DEADLINE_ENV", "DEFAULT_DEADLINE_S", "HEADER_CACHE_VERSION", "INDEX_FILE",
+    "MAX_HUB_SHARDS", "MAX_JSON_BYTES", "QUANT_CONFIG_FILE", "SINGLE_FILE", "CacheHit", "DeadlineExceeded",
+    "FailureKind", "HubDeadline", "HubFailure", "LayerPlan", "Progress", "deadline_seconds",
+    "find_first_moe_layer", "hf_home", "hub_cache_dir", "hub_endpoint", "hub_offline", "load_from_cache",
+    "load_from_hub", "load_local_dir", "load_model", "read_config", "read_index",
+]
