@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+from .deploy.layout import Layout, default_layout
 
 VLLM_VERSION = "0.33"
 FLASHINFER_VERSION = "0.7.2.post1"  # the version vLLM v0.33 pins and this table describes
@@ -36,24 +38,6 @@ SM12X = frozenset({120, 121})
 # ------------------------------------------------------------------------------------------------
 # quantization schemes (our names for vLLM's (weight QuantKey, activation QuantKey) pairs)
 # ------------------------------------------------------------------------------------------------
-SCHEMES: dict[str, str] = {
-    "bf16": "unquantized (BF16 weights × BF16 activations)",
-    "fp8_block": "FP8 128×128 block weights × dynamic 1×128 FP8 activations (kFp8Static128BlockSym × kFp8Dynamic128Sym)",
-    "fp8_per_tensor": "FP8 per-tensor static weights × static activations (kFp8StaticTensorSym ×2)",
-    "mxfp8": "MXFP8 weights × dynamic MXFP8 activations (kMxfp8Static × kMxfp8Dynamic)",
-    "nvfp4": "NVFP4 weights × dynamic NVFP4 activations (kNvfp4Static × kNvfp4Dynamic)",
-    "mxfp4": "MXFP4 weights × BF16 activations (kMxfp4Static × None)",
-    "int4": "INT4 group-32 weights × BF16 activations (WNA16)",
-    # DeepSeek-V4 (expert_dtype fp4): DeepseekV4FP8Config.get_quant_method returns
-    # Mxfp4MoEMethod(activation_key=kMxfp8Dynamic), whose backend comes from
-    # select_deepseek_v4_mxfp4_moe_backend (not the gpt-oss MXFP4 chain); each backend
-    # quantizes activations its own way (vLLM v0.33 models/deepseek_v4/quant_config.py,
-    # fused_moe/oracle/mxfp4.py _backend_activation_key).
-    "fp4_mixed": "DeepSeek-V4 FP4 experts: MXFP4 weights (e2m1, E8M0 per 32) × per-backend activations "
-                 "(kMxfp4Static × kMxfp8Dynamic for TRT-LLM, × kFp8Dynamic128Sym for DeepGEMM, "
-                 "× BF16 for Marlin/Humming)",
-}
-
 # --quant spellings -> scheme
 QUANT_ALIASES: dict[str, str] = {
     "fp8-block": "fp8_block", "fp8_block": "fp8_block", "fp8block": "fp8_block", "block-fp8": "fp8_block",
@@ -150,7 +134,25 @@ def find_tier(method: str, n_group: int | None) -> RoutingTier | None:
 # the backend table
 # ------------------------------------------------------------------------------------------------
 ANY_ACT = None
-GATES = ("device", "activation", "quant", "parallel", "hash_routing", "routing_method", "router_logits_dtype", "shape")
+# The gate vocabulary: the same word in the table cell (✗ <gate>), the reason line ("<gate>: …"), the
+# JSON ("gate": "<gate>") and docs/check.md. Order = vLLM's FusedMoEExperts.is_supported_config order
+# (modular_kernel.py:580-633), with "env" and "fi-version" where their checks sit, and "shape" (the
+# per-rank shape gates of moe_inspect.deploy.shapes) last.
+GATES = ("arch", "env", "activation", "quant", "parallel", "hash", "routing", "fi-version", "logits", "limits",
+         "shape")
+GATE_MEANING: dict[str, str] = {
+    "arch": "the GPU architecture is not one the kernel is built for (_supports_current_device)",
+    "env": "an opt-in environment switch is off (e.g. VLLM_USE_FLASHINFER_MOE_INT4=1, _supports_current_device)",
+    "activation": "the expert activation is not supported (_supports_activation)",
+    "quant": "the weight/activation quantization (QuantKey) is not supported (_supports_quant_scheme)",
+    "parallel": "the parallel layout is not supported (_supports_parallel_config, activation format)",
+    "hash": "hash-routed layers cannot use the fused in-kernel router (_supports_hash_routing)",
+    "routing": "the routing method is not in the monolithic kernel's allow-list (_supports_routing_method)",
+    "fi-version": "the chosen FlashInfer version has no such routing method (RoutingMethodType)",
+    "logits": "the router-logit dtype is not accepted (_supports_router_logits_dtype)",
+    "limits": "FlashInfer's compiled routing limits (experts / top-k / groups) or launcher asserts",
+    "shape": "a per-rank weight shape under this layout (moe_inspect.deploy.shapes)",
+}
 
 # routing allow-lists of the monolithic classes (REFERENCE §5; vLLM v0.33 experts/*.py)
 _FP8_BLOCK_METHODS = frozenset({"DeepSeekV3", "Renormalize", "RenormalizeNaive", "SigmoidRenorm", "Sigmoid", "MiniMax2"})
@@ -162,10 +164,63 @@ _BF16_METHODS = frozenset({"DeepSeekV3", "Llama4", "Renormalize", "RenormalizeNa
 _MXFP4_METHODS = frozenset({"DeepSeekV3", "Renormalize", "RenormalizeNaive"})
 _MXINT4_METHODS = frozenset({"Renormalize", "RenormalizeNaive", "DeepSeekV3", "Llama4"})
 
-PARALLEL_MODES = ("tp", "ep", "eplb")
-_NO_A2A = frozenset({"tp"})  # monolithic: no all2all kernels, no EPLB
-_ALL_PAR = frozenset(PARALLEL_MODES)
-_NO_EPLB = frozenset({"tp", "ep"})
+PARALLEL_MODES = ("tp", "ep", "eplb")  # the deprecated --parallel values (mapped onto a Layout by the CLI)
+
+
+@dataclass(frozen=True)
+class ParallelRule:
+    """One expert class's ``_supports_parallel_config`` (vLLM 0.33.0), as a predicate over the Layout."""
+
+    test: Callable[[Layout], bool]
+    accepts: str  # what it accepts, in vLLM's terms
+    source: str
+
+
+def _no_a2a_or_agrs(p: Layout) -> bool:
+    return not p.use_all2all_kernels or p.use_ag_rs_all2all_kernels
+
+
+def _no_fi_nvl(p: Layout) -> bool:
+    return not (p.use_fi_nvl_two_sided_kernels or p.use_fi_nvl_one_sided_kernels)
+
+
+_EX = _V + "fused_moe/experts/"
+PARALLEL_RULES: dict[str, ParallelRule] = {
+    "any": ParallelRule(lambda p: True, "every parallel config", "returns True"),
+    "trtllm_fp8_mono": ParallelRule(
+        lambda p: _no_a2a_or_agrs(p) and not (p.eplb or p.sequence_parallel_moe),
+        "no all2all or allgather_reducescatter; no EPLB; no sequence-parallel MoE", _EX + "trtllm_fp8_moe.py:189-196"),
+    "trtllm_fp8_mod": ParallelRule(
+        lambda p: (not p.use_all2all_kernels or p.use_ag_rs_all2all_kernels or p.use_deepep_v2_kernels
+                   or p.use_fi_nvl_one_sided_kernels or p.use_fi_nvl_two_sided_kernels) and not p.eplb,
+        "no all2all, or allgather_reducescatter / deepep_v2 / flashinfer_nvlink_*; no EPLB",
+        _EX + "trtllm_fp8_moe.py:203-210"),
+    "trtllm_nvfp4_mono": ParallelRule(lambda p: not p.use_all2all_kernels and not p.eplb, "no all2all; no EPLB",
+                                      _EX + "trtllm_nvfp4_moe.py:486-491"),
+    "trtllm_mxfp4_mono": ParallelRule(lambda p: not p.use_all2all_kernels and not p.eplb and p.dp <= 1,
+                                      "no all2all; no EPLB; data-parallel size 1", _EX + "trtllm_mxfp4_moe.py:176-183"),
+    "trtllm_mxint4_mono": ParallelRule(lambda p: _no_a2a_or_agrs(p) and not p.eplb,
+                                       "no all2all or allgather_reducescatter; no EPLB",
+                                       _EX + "trtllm_mxint4_moe.py:76-82"),
+    "trtllm_bf16_mono": ParallelRule(lambda p: _no_a2a_or_agrs(p) and not p.eplb,
+                                     "no all2all or allgather_reducescatter; no EPLB", _EX + "trtllm_bf16_moe.py:248-255"),
+    "trtllm_bf16_mod": ParallelRule(
+        lambda p: p.use_all2all_kernels and not p.use_ag_rs_all2all_kernels and not p.use_deepep_ht_kernels
+        and not p.eplb, "all2all kernels other than allgather_reducescatter / deepep_high_throughput; no EPLB",
+        _EX + "trtllm_bf16_moe.py:138-146"),
+    "b12x": ParallelRule(lambda p: not p.use_ep, "no expert parallelism", _EX + "flashinfer_b12x_moe.py:199-202"),
+    "no_fi_nvl": ParallelRule(_no_fi_nvl, "any all2all except flashinfer_nvlink_one_sided / _two_sided",
+                              _EX + "triton_moe.py:187-191, deep_gemm_moe.py:203-208"),
+    "marlin": ParallelRule(lambda p: not p.use_fi_nvl_two_sided_kernels,
+                           "any all2all except flashinfer_nvlink_two_sided", _EX + "marlin_moe.py:629-633"),
+    "vllm_cutlass": ParallelRule(lambda p: _no_fi_nvl(p) and not p.use_deepep_ht_kernels,
+                                 "any all2all except flashinfer_nvlink_* / deepep_high_throughput",
+                                 _EX + "cutlass_moe.py:417-425"),
+}
+# all2all backends whose dispatch hands experts the *batched* activation format
+# (FusedMoEParallelConfig.use_batched_activation_format, fused_moe/config.py:1065-1067); every row
+# below takes the standard format (is_supported_config, modular_kernel.py:627)
+BATCHED_ALL2ALL = frozenset({"deepep_low_latency", "nixl_ep"})
 
 
 @dataclass(frozen=True)
@@ -181,7 +236,7 @@ class Backend:
     quant: tuple[tuple[str, frozenset[int] | None], ...]  # (scheme, archs it needs beyond `archs`; None = all)
     source: str
     activations: frozenset[str] | None = ANY_ACT
-    parallel: frozenset[str] = _ALL_PAR
+    parallel: str = "any"  # key of PARALLEL_RULES
     hash_routing: bool = True
     routing_methods: frozenset[str] | None = None  # None = any (modular: routing done by vLLM in Python)
     routing_by_scheme: tuple[tuple[str, frozenset[str]], ...] = ()  # per-scheme allow-list override
@@ -196,6 +251,7 @@ class Backend:
     launcher_topk_assert: bool = True  # with fp8_block_launcher: the top_k <= 32 assert (DeepSeek FP8 only, not MXFP8)
     llama4_input_weights: bool = False  # Llama4 needs apply_router_weight_on_input, others need it False
     no_class_note: str | None = None  # this (class, scheme) pair does not exist in vLLM v0.33
+    package: str | None = None  # key of OPTIONAL_PACKAGES: an optional package _supports_current_device needs
     note: str = ""
 
     @property
@@ -220,25 +276,25 @@ BACKENDS: tuple[Backend, ...] = (
     # ---- FlashInfer TRT-LLM-gen: FP8 block / MXFP8 / per-tensor ----
     Backend("trtllm_fp8_block_mono", "TRT-LLM FP8 block monolithic", "TrtLlmFp8ExpertsMonolithic", "monolithic",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("fp8_block", None),),
-            _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, _NO_A2A, False, _FP8_BLOCK_METHODS,
+            _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, "trtllm_fp8_mono", False, _FP8_BLOCK_METHODS,
             router_dtypes=_LOGITS_BF16_FP32, max_experts=2048, routing_tiers=True, fp8_block_launcher=True,
             llama4_input_weights=True),
     Backend("trtllm_fp8_block_mod", "TRT-LLM FP8 block modular", "TrtLlmFp8ExpertsModular", "modular",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("fp8_block", None),),
-            _V + "fused_moe/experts/trtllm_fp8_moe.py (trtllm_fp8_block_scale_routed_moe)", _TRT_ACT_FP8, _NO_EPLB,
+            _V + "fused_moe/experts/trtllm_fp8_moe.py (trtllm_fp8_block_scale_routed_moe)", _TRT_ACT_FP8, "trtllm_fp8_mod",
             max_experts=2048),
     Backend("trtllm_mxfp8_mono", "TRT-LLM MXFP8 monolithic", "TrtLlmFp8ExpertsMonolithic", "monolithic",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp8", None),),
-            _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, _NO_A2A, False, _FP8_BLOCK_METHODS,
+            _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, "trtllm_fp8_mono", False, _FP8_BLOCK_METHODS,
             router_dtypes=_LOGITS_BF16_FP32, max_experts=2048, routing_tiers=True, fp8_block_launcher=True,
             launcher_topk_assert=False, llama4_input_weights=True),
     Backend("trtllm_mxfp8_mod", "TRT-LLM MXFP8 modular", "TrtLlmFp8ExpertsModular", "modular",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp8", None),),
-            _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, _NO_EPLB, max_experts=2048),
+            _V + "fused_moe/experts/trtllm_fp8_moe.py", _TRT_ACT_FP8, "trtllm_fp8_mod", max_experts=2048),
     Backend("trtllm_fp8_tensor_mono", "TRT-LLM FP8 per-tensor monolithic", "TrtLlmFp8ExpertsMonolithic",
             "monolithic", _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("fp8_per_tensor", None),),
             _V + "fused_moe/experts/trtllm_fp8_moe.py (trtllm_fp8_per_tensor_scale_moe)",
-            frozenset({"silu", "relu2"}), _NO_A2A, False, _FP8_TENSOR_METHODS, router_dtypes=_LOGITS_BF16_FP32,
+            frozenset({"silu", "relu2"}), "trtllm_fp8_mono", False, _FP8_TENSOR_METHODS, router_dtypes=_LOGITS_BF16_FP32,
             max_experts=2048, routing_tiers=True, llama4_input_weights=True),
     Backend("trtllm_fp8_tensor_mod", "TRT-LLM FP8 per-tensor modular", "—", "modular", _TRTLLM, True, None,
             SM100_FAMILY, (("fp8_per_tensor", frozenset()),), _V + "fused_moe/experts/trtllm_fp8_moe.py",
@@ -247,7 +303,7 @@ BACKENDS: tuple[Backend, ...] = (
     # ---- NVFP4 ----
     Backend("trtllm_nvfp4_mono", "TRT-LLM NVFP4 monolithic", "TrtLlmNvFp4ExpertsMonolithic", "monolithic",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("nvfp4", None),),
-            _V + "fused_moe/experts/trtllm_nvfp4_moe.py (trtllm_fp4_block_scale_moe)", _TRT_ACT_NVFP4, _NO_A2A,
+            _V + "fused_moe/experts/trtllm_nvfp4_moe.py (trtllm_fp4_block_scale_moe)", _TRT_ACT_NVFP4, "trtllm_nvfp4_mono",
             False, _NVFP4_METHODS, router_dtypes=_LOGITS_BF16_FP32, routing_tiers=True, llama4_input_weights=True),
     Backend("trtllm_nvfp4_mod", "TRT-LLM NVFP4 modular", "TrtLlmNvFp4ExpertsModular", "modular", _TRTLLM, True,
             "flashinfer_trtllm", SM100_FAMILY, (("nvfp4", None),),
@@ -257,7 +313,7 @@ BACKENDS: tuple[Backend, ...] = (
     # swiglu_limit clamp as gemm1_clamp_limit. Quant: kMxfp4Static × {None, kMxfp8Dynamic}.
     Backend("trtllm_mxfp4_mono", "TRT-LLM MXFP4 monolithic", "TrtLlmMxfp4ExpertsMonolithic", "monolithic",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("mxfp4", None), ("fp4_mixed", None)),
-            _V + "fused_moe/experts/trtllm_mxfp4_moe.py", _TRT_ACT_MXFP4, _NO_A2A, False, _MXFP4_METHODS,
+            _V + "fused_moe/experts/trtllm_mxfp4_moe.py", _TRT_ACT_MXFP4, "trtllm_mxfp4_mono", False, _MXFP4_METHODS,
             routing_tiers=True,
             note="router logits are cast to bf16 inside the wrapper (any dtype accepted); no "
                  "apply_router_weight_on_input check (trtllm_mxfp4_moe.py apply)"),
@@ -269,7 +325,7 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("trtllm_mxint4_mono", "TRT-LLM MXINT4 monolithic", "TrtLlmMxint4ExpertsMonolithic", "monolithic",
             _TRTLLM, True, "flashinfer_trtllm", SM100_FAMILY, (("int4", None),),
             _V + "fused_moe/experts/trtllm_mxint4_moe.py, oracle/int_wna16.py", frozenset({"silu", "swigluoai"}),
-            _NO_A2A, False, _MXINT4_METHODS, routing_tiers=True,
+            "trtllm_mxint4_mono", False, _MXINT4_METHODS, routing_tiers=True,
             router_dtype_methods=(("float32", frozenset({"DeepSeekV3"})),),
             env_switch="VLLM_USE_FLASHINFER_MOE_INT4",
             note="is_flashinfer_mxint4_moe_available() also needs VLLM_USE_FLASHINFER_MOE_INT4=1 (default 0; "
@@ -281,14 +337,14 @@ BACKENDS: tuple[Backend, ...] = (
     # ---- BF16 ----
     Backend("trtllm_bf16_mono", "TRT-LLM BF16 monolithic", "TrtLlmBf16ExpertsMonolithic", "monolithic", _TRTLLM,
             True, "flashinfer_trtllm", SM100_FAMILY, (("bf16", None),),
-            _V + "fused_moe/experts/trtllm_bf16_moe.py (trtllm_bf16_moe)", _TRT_ACT_BF16, _NO_A2A, False,
+            _V + "fused_moe/experts/trtllm_bf16_moe.py (trtllm_bf16_moe)", _TRT_ACT_BF16, "trtllm_bf16_mono", False,
             _BF16_METHODS, max_experts=2048, routing_tiers=True,
             note="no apply_router_weight_on_input check and no use_routing_scales_on_input argument "
                  "(trtllm_bf16_moe.py apply)"),
     Backend("trtllm_bf16_mod", "TRT-LLM BF16 modular", "TrtLlmBf16ExpertsModular", "modular", _TRTLLM, True,
             "flashinfer_trtllm", SM100_FAMILY, (("bf16", None),),
             _V + "fused_moe/experts/trtllm_bf16_moe.py (trtllm_bf16_routed_moe)", _TRT_ACT_BF16,
-            frozenset({"ep"}), max_experts=2048,
+            "trtllm_bf16_mod", max_experts=2048,
             note="the modular BF16 class requires all2all (expert-parallel) kernels; plain TP uses the monolithic class"),
     # ---- FlashInfer CUTLASS / CuTe-DSL / B12x ----
     Backend("flashinfer_cutlass", "FlashInfer CUTLASS", "FlashInferExperts", "modular", "flashinfer_cutlass", True,
@@ -304,7 +360,7 @@ BACKENDS: tuple[Backend, ...] = (
             _V + "fused_moe/experts/flashinfer_cutedsl_moe.py, oracle/nvfp4.py", frozenset({"silu"})),
     Backend("flashinfer_b12x", "FlashInfer B12x", "FlashInferB12xExperts", "modular", "flashinfer_b12x", True,
             "flashinfer_b12x", SM12X, (("nvfp4", None),),
-            _V + "fused_moe/experts/flashinfer_b12x_moe.py, oracle/nvfp4.py",
+            _V + "fused_moe/experts/flashinfer_b12x_moe.py, oracle/nvfp4.py", parallel="b12x",
             note="NVFP4 only (kNvfp4Static × {kNvfp4Dynamic, None}); excluded from auto selection "
                  "(oracle/nvfp4.py): opt in with --moe-backend flashinfer_b12x. MXFP4's '--moe-backend b12x' "
                  "is a different class (fused_moe/b12x.py, the separate b12x package), not modelled"),
@@ -312,13 +368,13 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("deep_gemm", "DeepGEMM", "TritonOrDeepGemmExperts / DeepGemmExperts", "modular", "deep_gemm", False,
             "deep_gemm", frozenset({90, 100, 103}), (("fp8_block", None), ("mxfp8", SM100_FAMILY)),
             _V + "fused_moe/oracle/{fp8,mxfp8}.py, experts/triton_deep_gemm_moe.py, experts/deep_gemm_moe.py",
-            frozenset({"silu"}),
+            frozenset({"silu"}), parallel="no_fi_nvl", package="deep_gemm",
             note="MXFP8 runs DeepGemmExperts directly (deep_gemm_moe.py _supports_quant_scheme: MXFP8 only on "
                  "the SM100 family)"),
     Backend("deep_gemm_mxfp4", "DeepGEMM MXFP4×FP8", "DeepGemmFP4Experts", "modular", "deep_gemm", False,
             "deep_gemm", frozenset({100, 103, 120, 121}), (("fp4_mixed", None),),
             _V + "fused_moe/experts/deep_gemm_moe.py (DeepGemmFP4Experts), oracle/mxfp4.py DEEPGEMM_MXFP4",
-            frozenset({"silu", "swiglustep", "situ"}),
+            frozenset({"silu", "swiglustep", "situ"}), parallel="no_fi_nvl", package="deep_gemm",
             note="m_grouped_fp8_fp4_gemm: kMxfp4Static × kFp8Dynamic128Sym; needs DeepGEMM (vendored in the "
                  "vLLM wheel) and VLLM_USE_DEEP_GEMM=1 (default)"),
     Backend("vllm_cutlass", "vLLM CUTLASS", "TritonOrCutlassExperts / CutlassExpertsFp4", "modular",
@@ -326,30 +382,53 @@ BACKENDS: tuple[Backend, ...] = (
             (("fp8_per_tensor", ALL_ARCHS), ("fp8_block", frozenset({90, 100, 103})),
              ("nvfp4", frozenset({100, 103, 120, 121}))),
             _V + "fused_moe/oracle/fp8.py, oracle/nvfp4.py, experts/cutlass_moe.py", frozenset({"silu"}),
+            parallel="vllm_cutlass",
             note="for FP8 only when the quantization method allows vLLM CUTLASS (off by default in auto mode)"),
     Backend("triton", "Triton", "TritonExperts / OAITritonExperts", "modular", "triton", False, "triton",
             ALL_ARCHS, (("bf16", None), ("fp8_block", None), ("fp8_per_tensor", None),
                         ("mxfp4", frozenset({90, 100, 103})), ("int4", None)),
-            _V + "fused_moe/oracle/{unquantized,fp8,mxfp4,int_wna16}.py, experts/triton_moe.py",
+            _V + "fused_moe/oracle/{unquantized,fp8,mxfp4,int_wna16}.py, experts/triton_moe.py", parallel="no_fi_nvl",
             note="MXFP4 uses triton_kernels (OAI) only for 9.0 <= capability < 11.0; INT4 is TritonWNA16Experts"),
     Backend("marlin", "Marlin", "MarlinExperts", "modular", "marlin", False, "marlin", ALL_ARCHS,
             (("fp8_block", None), ("fp8_per_tensor", None), ("mxfp8", None), ("nvfp4", None), ("mxfp4", None),
              ("int4", None), ("fp4_mixed", None)),
             _V + "fused_moe/oracle/{fp8,mxfp8,nvfp4,mxfp4,int_wna16}.py, experts/marlin_moe.py",
-            frozenset({"silu", "swigluoai"}), note="weight-only: dequantizes to BF16 inside the GEMM"),
+            frozenset({"silu", "swigluoai"}), note="weight-only: dequantizes to BF16 inside the GEMM", parallel="marlin"),
     Backend("humming", "Humming", "HummingGroupedExperts", "modular", "humming", False, "humming", ALL_ARCHS,
             (("fp8_block", None), ("fp8_per_tensor", None), ("mxfp8", None), ("nvfp4", None), ("mxfp4", None),
              ("int4", None), ("fp4_mixed", None)),
             _V + "fused_moe/oracle/{fp8,mxfp8,nvfp4,int_wna16,mxfp4}.py, experts/fused_humming_moe.py "
-                 "(_supports_quant_scheme)",
+                 "(_supports_quant_scheme)", package="humming",
             note="needs the humming package (a vLLM v0.33 dependency); DeepSeek-V4's MXFP8 activations run as "
                  "block FP8 on sm90 (oracle/mxfp4.py _humming_input_schema)"),
     Backend("emulation", "Emulation (dequantize + Triton)", "Nvfp4/Int4 emulation experts", "modular",
             "emulation", False, "emulation", ALL_ARCHS, (("nvfp4", None), ("int4", None)),
-            _V + "fused_moe/oracle/{nvfp4,int_wna16}.py", note="last resort: BF16 GEMMs on dequantized weights"),
+            _V + "fused_moe/oracle/{nvfp4,int_wna16}.py", note="last resort: BF16 GEMMs on dequantized weights",
+            parallel="no_fi_nvl"),
 )
 
 BACKEND_BY_KEY = {b.key: b for b in BACKENDS}
+
+
+@dataclass(frozen=True)
+class OptionalPackage:
+    module: str  # what vLLM imports
+    pip: str  # what to install
+    how_vllm_gets_it: str
+    source: str
+
+
+# packages whose absence makes _supports_current_device False (vLLM then silently moves on)
+OPTIONAL_PACKAGES: dict[str, OptionalPackage] = {
+    "humming": OptionalPackage(
+        "humming", "humming-kernels[cu13]==0.1.19",
+        "a Linux dependency of the vLLM 0.33.0 wheel (Requires-Dist humming-kernels[cu13]==0.1.19)",
+        _V + "fused_moe/experts/fused_humming_moe.py:403-409 has_humming(); utils/import_utils.py:652"),
+    "deep_gemm": OptionalPackage(
+        "deep_gemm", "deep_gemm (or the copy vendored as vllm.third_party.deep_gemm)",
+        "vendored in the vLLM 0.33.0 wheel; off when VLLM_USE_DEEP_GEMM=0",
+        _V + "utils/deep_gemm.py:113-118 is_deep_gemm_supported(); utils/import_utils.py:512-519"),
+}
 
 
 # vLLM oracle auto priority per scheme: (arch condition, ordered backend keys). The first row whose
@@ -358,7 +437,7 @@ BACKEND_BY_KEY = {b.key: b for b in BACKENDS}
 class AutoOrder:
     scheme: str
     archs: frozenset[int] | None  # None = any arch
-    parallel: frozenset[str] | None  # None = any parallel mode
+    ep: bool | None  # None = any layout; True/False = only when the experts are (not) split by EP (moe_ep > 1)
     order: tuple[str, ...]
     source: str
     activations: frozenset[str] | None = None  # None = any activation
@@ -389,14 +468,16 @@ _FP4_MIXED_DEFAULT = ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod", "deep_gemm_mxfp4"
 _INT4_DEFAULT = ("trtllm_mxint4_mono", "marlin", "triton", "humming", "emulation")
 
 AUTO_ORDER: tuple[AutoOrder, ...] = (
-    AutoOrder("fp8_block", _HOPPER, frozenset({"tp"}),
+    AutoOrder("fp8_block", _HOPPER, False,
               ("triton", "trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "flashinfer_cutlass", "deep_gemm", "humming",
                "marlin"),
-              _V + "oracle/fp8.py: on Hopper block FP8 prefers Triton for TP (Humming ahead of Marlin on sm90)"),
-    AutoOrder("fp8_block", _HOPPER, None,
+              _V + "oracle/fp8.py:122-132: on Hopper block FP8 prefers Triton for TP (ep_size == 1; Humming ahead "
+                   "of Marlin on sm90)"),
+    AutoOrder("fp8_block", _HOPPER, True,
               ("flashinfer_cutlass", "trtllm_fp8_block_mono", "trtllm_fp8_block_mod", "deep_gemm", "triton", "humming",
                "marlin"),
-              _V + "oracle/fp8.py: on Hopper block FP8 prefers FlashInfer CUTLASS for EP (Humming ahead of Marlin)"),
+              _V + "oracle/fp8.py:122-130: on Hopper block FP8 prefers FlashInfer CUTLASS when ep_size > 1 (Humming "
+                   "ahead of Marlin)"),
     AutoOrder("fp8_block", None, None, _FP8_BLOCK_DEFAULT,
               _V + "oracle/fp8.py: AITER, FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, DEEPGEMM, (VLLM_CUTLASS), TRITON, "
                    "MARLIN, HUMMING"),
@@ -444,14 +525,6 @@ AUTO_ORDER: tuple[AutoOrder, ...] = (
               _FP4_MIXED_DEFAULT,
               _V + "oracle/mxfp4.py select_deepseek_v4_mxfp4_moe_backend: FLASHINFER_TRTLLM_MXFP4_MXFP8, "
                    "DEEPGEMM_MXFP4, MARLIN, BATCHED_MARLIN, HUMMING"),
-    AutoOrder("bf16", _HOPPER, None,
-              ("triton", "trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass"),
-              _V + "oracle/unquantized.py: on Hopper FlashInfer moves behind Triton"),
-    AutoOrder("bf16", None, None, ("triton", "trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass"),
-              _V + "oracle/unquantized.py: SWIGLUOAI moves FlashInfer behind Triton",
-              activations=frozenset({"swigluoai"})),
-    AutoOrder("bf16", None, None, ("trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass", "triton"),
-              _V + "oracle/unquantized.py: FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, TRITON"),
     AutoOrder("int4", _HOPPER, None, _prioritize_humming(_INT4_DEFAULT),
               _V + "oracle/int_wna16.py: FLASHINFER_TRTLLM, HUMMING, MARLIN, BATCHED_MARLIN, TRITON, EMULATION "
                    "(Humming ahead of Marlin on sm90)"),
@@ -461,13 +534,46 @@ AUTO_ORDER: tuple[AutoOrder, ...] = (
 )
 
 
-def auto_order(scheme: str, arch: int, parallel: str = "tp", activation: str = "silu") -> AutoOrder | None:
+_UNQUANTIZED_DEFAULT = ("trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass", "triton")
+_UNQUANTIZED_SOURCE = _V + "oracle/unquantized.py:68-97"
+
+
+def _unquantized_order(arch: int, layout: Layout, activation: str) -> AutoOrder:
+    """vLLM 0.33.0's unquantized priority on CUDA (oracle/unquantized.py:68-97), its moves applied in its order:
+    FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, TRITON; on sm90 both FlashInfer entries move to the back; with
+    dp_size > 1 FLASHINFER_CUTLASS moves to the back; with SWIGLUOAI both FlashInfer entries move to the back."""
+    order = list(_UNQUANTIZED_DEFAULT)
+    why: list[str] = []
+
+    def back(*keys: str) -> None:
+        for k in keys:
+            order.append(order.pop(order.index(k)))
+
+    flashinfer = ("trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass")
+    if arch in _HOPPER:
+        back(*flashinfer)
+        why.append("on Hopper FlashInfer moves behind Triton")
+    if layout.dp > 1:
+        back("flashinfer_cutlass")
+        why.append("dp > 1 moves FlashInfer CUTLASS to the back")
+    if activation == "swigluoai":
+        back(*flashinfer)
+        why.append("SWIGLUOAI moves FlashInfer behind Triton")
+    text = "; ".join(why) if why else "FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, TRITON"
+    return AutoOrder("bf16", None, None, tuple(order), f"{_UNQUANTIZED_SOURCE}: {text}")
+
+
+def auto_order(scheme: str, arch: int, layout: Layout | None = None, activation: str = "silu") -> AutoOrder | None:
+    """The oracle's priority list for this scheme on ``arch`` under ``layout`` (None = one GPU)."""
+    layout = layout or default_layout()
+    if scheme == "bf16":
+        return _unquantized_order(arch, layout, activation)
     for row in AUTO_ORDER:
         if row.scheme != scheme:
             continue
         if row.archs is not None and arch not in row.archs:
             continue
-        if row.parallel is not None and parallel not in row.parallel:
+        if row.ep is not None and row.ep != (layout.moe_ep > 1):
             continue
         if row.activations is not None and activation not in row.activations:
             continue
@@ -553,9 +659,11 @@ class RoutingContext:
     router_dtype: str = "bfloat16"
     apply_router_weight_on_input: bool = False  # Llama-4
     pattern: str = ""  # "softmax + correction bias" — for reasons
-    parallel: str = "tp"
+    layout: Layout = field(default_factory=default_layout)
     swiglu_limit: float | None = None  # SwiGLU clamp (DeepSeek-V4: 10.0); vLLM v0.33 passes it as gemm1_clamp_limit
     env_switches: frozenset[str] = frozenset()  # opt-in env vars assumed set to 1 (VLLM_USE_FLASHINFER_MOE_INT4)
+    flashinfer_version: str = FLASHINFER_VERSION
+    flashinfer_methods: frozenset[str] | None = None  # RoutingMethodType members of that version (None = this table's)
 
 
 @dataclass
@@ -575,9 +683,13 @@ def _arch_list(archs) -> str:
     return ", ".join(f"sm{a}" for a in sorted(archs))
 
 
-def _gate_device(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+def _gate_arch(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
     if arch not in b.archs:
         return f"needs {_arch_list(b.archs)}; sm{arch} is not supported"
+    return None
+
+
+def _gate_env(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
     if b.env_switch and b.env_switch not in ctx.env_switches and os.environ.get(b.env_switch) != "1":
         return f"needs {b.env_switch}=1 (off by default in vLLM {VLLM_VERSION})"
     return None
@@ -604,8 +716,24 @@ def _gate_quant(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
 
 
 def _gate_parallel(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
-    if ctx.parallel not in b.parallel:
-        return f"parallel mode {ctx.parallel} is not supported (takes {', '.join(m for m in PARALLEL_MODES if m in b.parallel)})"
+    lay = ctx.layout
+    rule = PARALLEL_RULES[b.parallel]
+    if not rule.test(lay):
+        return (f"{b.vllm_class} does not support this layout ({lay.describe()}): it takes {rule.accepts} "
+                f"({rule.source})")
+    if lay.use_all2all_kernels and lay.all2all_backend in BATCHED_ALL2ALL:
+        return (f"all2all {lay.all2all_backend} hands the experts the batched activation format; {b.vllm_class} "
+                "takes the standard format (vLLM's batched classes are not in this table) "
+                f"({_V}fused_moe/config.py:1065-1067, modular_kernel.py:627)")
+    return None
+
+
+def _gate_fi_version(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+    if not (b.routing_tiers and ctx.flashinfer_methods is not None):
+        return None
+    if ctx.method in FLASHINFER_METHODS and ctx.method not in ctx.flashinfer_methods:
+        return (f"FlashInfer {ctx.flashinfer_version} has no {ctx.method} routing (not in its RoutingMethodType; "
+                f"vLLM v{VLLM_VERSION} pins FlashInfer {FLASHINFER_VERSION})")
     return None
 
 
@@ -681,7 +809,7 @@ def kernel_limit_problems(ctx: RoutingContext, *, fp8_block_launcher: bool = Fal
     return out
 
 
-def _gate_shape(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
+def _gate_limits(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
     if b.max_experts is not None and ctx.num_experts > b.max_experts:
         return f"FlashInfer TRT-LLM routing supports at most {b.max_experts} experts (E={ctx.num_experts})"
     if b.routing_tiers:
@@ -698,22 +826,25 @@ def _gate_shape(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
 
 
 _GATE_FUNCS = (
-    ("device", _gate_device),
+    ("arch", _gate_arch),
+    ("env", _gate_env),
     ("activation", _gate_activation),
     ("quant", _gate_quant),
     ("parallel", _gate_parallel),
-    ("hash_routing", _gate_hash),
-    ("routing_method", _gate_routing),
-    ("router_logits_dtype", _gate_logits),
-    ("shape", _gate_shape),
+    ("hash", _gate_hash),
+    ("routing", _gate_routing),
+    ("fi-version", _gate_fi_version),
+    ("logits", _gate_logits),
+    ("limits", _gate_limits),
 )
-assert tuple(n for n, _ in _GATE_FUNCS) == GATES
+assert tuple(n for n, _ in _GATE_FUNCS) == GATES[:-1]  # "shape" is applied by check() from deploy.shapes
+_ROUTING_GATES = frozenset({"hash", "routing", "fi-version", "logits"})
 
 
 def evaluate(b: Backend, ctx: RoutingContext, arch: int) -> Verdict:
     """The first failing gate of ``b`` for ``ctx`` on ``arch``, in vLLM's order."""
     for name, fn in _GATE_FUNCS:
-        if name in ("hash_routing", "routing_method", "router_logits_dtype") and b.kind != "monolithic":
+        if name in _ROUTING_GATES and b.kind != "monolithic":
             continue  # modular kernels take precomputed top-k: routing gates do not apply
         reason = fn(b, ctx, arch)
         if reason:
@@ -737,12 +868,6 @@ def evaluate_unified(cfg: UnifiedConfig, scheme: str, arch: int) -> tuple[bool, 
     if not unified_takes(cfg, scheme):
         return False, f"{cfg.name} takes {', '.join(SCHEME_LABEL.get(s, s) for s in cfg.schemes)}"
     return True, None
-
-
-def select(keys: list[str] | tuple[str, ...] | None) -> list[Backend]:
-    if not keys:
-        return list(BACKENDS)
-    return [BACKEND_BY_KEY[k] for k in keys]
 
 
 def match_backend_filter(text: str) -> list[Backend]:

@@ -41,6 +41,12 @@ class GPU:
     approx: bool = False
     dense: bool = True  # every peak above is dense (no sparsity)
 
+    @property
+    def memory_gib(self) -> float:
+        """GPU memory for the memory estimate: the datasheet capacity, read as GiB (HBM stacks come in
+        binary sizes: H100's "80 GB" is 5 × 16 GiB); the driver reports 1–2 % less (firmware, ECC)."""
+        return float(self.memory_gb)
+
     def to_dict(self) -> dict:
         return {
             "name": self.name, "arch": self.arch, "sm": f"sm{self.arch}", "memory_gb": self.memory_gb,
@@ -75,7 +81,6 @@ GPU_TABLE: tuple[GPU, ...] = (
 )
 
 ARCHS: tuple[int, ...] = (90, 100, 103, 120, 121)
-ARCH_FAMILY = {90: "Hopper", 100: "Blackwell", 103: "Blackwell Ultra", 120: "Blackwell (RTX)", 121: "Blackwell (GB10)"}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the catalog support matrix in docs/check.md from `moe_inspect.check.catalog_matrix`.
+"""Regenerate the catalog support matrix in docs/check.md from `moe_inspect.check.catalog_matrix` (rendered by moe_inspect.cli.catalog).
 
     python scripts/gen_support_matrix.py          # rewrite the generated block
     python scripts/gen_support_matrix.py --check  # exit 1 when docs/check.md is stale
@@ -23,7 +23,8 @@ TARGETS = ["H100", "B200", "B300", "RTX PRO 6000", "DGX Spark"]  # one per archi
 
 def generated_block() -> str:
     from moe_inspect import backends, gpus
-    from moe_inspect.check import catalog_markdown, catalog_matrix
+    from moe_inspect.check import catalog_matrix
+    from moe_inspect.cli.catalog import catalog_markdown
 
     rows = catalog_matrix(gpus.parse_targets(TARGETS))
     head = (f"Backend table: vLLM v{backends.VLLM_VERSION}, FlashInfer {backends.FLASHINFER_VERSION}; targets "

@@ -6,6 +6,7 @@ import pytest
 
 from moe_inspect import backends as B
 from moe_inspect import gpus
+from moe_inspect.deploy.layout import derive_layout
 from moe_inspect.errors import BadInputError
 
 
@@ -45,13 +46,13 @@ def test_issue_backends_are_all_in_the_table():
 def test_gates_run_in_vllm_order_device_first():
     # wrong arch AND unsupported method: the device gate is reported (vLLM checks it first)
     v = B.evaluate(row("trtllm_fp8_block_mono"), ctx(method="Unspecified"), 90)
-    assert (v.supported, v.gate) == (False, "device")
+    assert (v.supported, v.gate) == (False, "arch")
     assert "sm100" in v.reason and "sm90" in v.reason
 
 
 def test_unspecified_method_names_the_pattern():
     v = B.evaluate(row("trtllm_fp8_block_mono"), ctx(method="Unspecified", pattern="softmax + correction bias"), 100)
-    assert v.gate == "routing_method"
+    assert v.gate == "routing"
     assert v.reason == ("routing method Unspecified is not implemented by the fused router "
                         "(softmax + correction bias)")
 
@@ -63,12 +64,12 @@ def test_modular_rows_accept_any_method():
 
 def test_hash_routing_gate_precedes_routing_method():
     v = B.evaluate(row("trtllm_nvfp4_mono"), ctx(method="DeepseekV4", scheme="nvfp4", num_hash_layers=3), 100)
-    assert v.gate == "hash_routing" and "hash-routed" in v.reason
+    assert v.gate == "hash" and "hash-routed" in v.reason
 
 
 def test_fp16_router_logits_rejected_by_fp8_monolithic():
     v = B.evaluate(row("trtllm_fp8_block_mono"), ctx(router_dtype="float16"), 100)
-    assert v.gate == "router_logits_dtype"
+    assert v.gate == "logits"
     assert B.evaluate(row("trtllm_fp8_block_mono"), ctx(router_dtype="float32"), 100).supported
 
 
@@ -85,12 +86,12 @@ def test_deepseek_grouped_tiers(E, G, tg, k, ok, needle):
                                                       top_k=k), 100)
     assert v.supported is ok
     if needle:
-        assert v.gate == "shape" and needle in v.reason
+        assert v.gate == "limits" and needle in v.reason
 
 
 def test_e_not_divisible_by_4_is_named():
     v = B.evaluate(row("trtllm_bf16_mono"), ctx(method="RenormalizeNaive", num_experts=62, scheme="bf16"), 100)
-    assert v.gate == "shape" and "E % 4" in v.reason and "62" in v.reason
+    assert v.gate == "limits" and "E % 4" in v.reason and "62" in v.reason
 
 
 def test_llama4_needs_input_side_weights_and_k1():
@@ -101,7 +102,7 @@ def test_llama4_needs_input_side_weights_and_k1():
     for key, scheme in (("trtllm_nvfp4_mono", "nvfp4"), ("trtllm_fp8_tensor_mono", "fp8_per_tensor")):
         no_input = B.RoutingContext(**{**good.__dict__, "scheme": scheme, "apply_router_weight_on_input": False})
         v = B.evaluate(row(key), no_input, 100)
-        assert v.gate == "shape" and "apply_router_weight_on_input" in v.reason, key
+        assert v.gate == "limits" and "apply_router_weight_on_input" in v.reason, key
     # ... the BF16 monolithic class neither checks it nor passes it on (trtllm_bf16_moe.py:273-319)
     no_input = B.RoutingContext(**{**good.__dict__, "scheme": "bf16", "apply_router_weight_on_input": False})
     assert B.evaluate(row("trtllm_bf16_mono"), no_input, 100).supported
@@ -121,9 +122,13 @@ def test_no_modular_fp8_per_tensor_class():
 
 
 def test_auto_order_hopper_block_fp8_prefers_triton_for_tp_and_cutlass_for_ep():
-    assert B.auto_order("fp8_block", 90, "tp").order[0] == "triton"
-    assert B.auto_order("fp8_block", 90, "ep").order[0] == "flashinfer_cutlass"
-    assert B.auto_order("fp8_block", 100, "tp").order[:2] == ("trtllm_fp8_block_mono", "trtllm_fp8_block_mod")
+    # vLLM 0.33.0 oracle/fp8.py:122-132: ep_size > 1 -> FLASHINFER_CUTLASS first, else TRITON first
+    assert B.auto_order("fp8_block", 90, derive_layout(tp=8)).order[0] == "triton"
+    assert B.auto_order("fp8_block", 90, derive_layout(tp=8, ep_enabled=True)).order[0] == "flashinfer_cutlass"
+    # DP without EP is still ep_size 1 (FusedMoEParallelConfig.make, fused_moe/config.py:1211-1225)
+    assert B.auto_order("fp8_block", 90, derive_layout(dp=4)).order[0] == "triton"
+    assert B.auto_order("fp8_block", 100, derive_layout(tp=8)).order[:2] == ("trtllm_fp8_block_mono",
+                                                                             "trtllm_fp8_block_mod")
     assert "flashinfer_b12x" not in B.auto_order("nvfp4", 120).order  # opt-in only
 
 
@@ -190,7 +195,7 @@ def test_trtllm_mxfp4_takes_silu_with_clamp_in_v033():
     v4 = ctx(method="DeepseekV4", scheme="fp4_mixed", top_k=6, activation="silu", swiglu_limit=10.0)
     assert B.evaluate(row("trtllm_mxfp4_mod"), v4, 100).supported
     mono = B.evaluate(row("trtllm_mxfp4_mono"), v4, 103)
-    assert mono.gate == "routing_method" and "DeepseekV4" in mono.reason
+    assert mono.gate == "routing" and "DeepseekV4" in mono.reason
 
 
 def test_deepseek_v4_auto_order_puts_humming_ahead_of_marlin_only_on_hopper():
@@ -217,7 +222,7 @@ def test_mxint4_takes_fp32_router_logits_only_with_deepseekv3():
     qwen = ctx(method="RenormalizeNaive", scheme="int4", num_experts=128, top_k=8, router_dtype="float32",
                env_switches=on)
     v = B.evaluate(row("trtllm_mxint4_mono"), qwen, 100)
-    assert v.gate == "router_logits_dtype" and "DeepSeekV3" in v.reason
+    assert v.gate == "logits" and "DeepSeekV3" in v.reason
     assert B.evaluate(row("trtllm_mxint4_mono"), ctx(method="RenormalizeNaive", scheme="int4", num_experts=128,
                                                      router_dtype="bfloat16", env_switches=on), 100).supported
     kimi = ctx(method="DeepSeekV3", scheme="int4", num_experts=384, top_k=8, n_group=1, topk_group=1,
@@ -230,7 +235,7 @@ def test_mxint4_needs_its_env_switch(monkeypatch):
     monkeypatch.delenv("VLLM_USE_FLASHINFER_MOE_INT4", raising=False)
     c = ctx(method="DeepSeekV3", scheme="int4", num_experts=384, top_k=8, n_group=1, topk_group=1)
     v = B.evaluate(row("trtllm_mxint4_mono"), c, 100)
-    assert v.gate == "device" and "VLLM_USE_FLASHINFER_MOE_INT4=1" in v.reason
+    assert v.gate == "env" and "VLLM_USE_FLASHINFER_MOE_INT4=1" in v.reason
     monkeypatch.setenv("VLLM_USE_FLASHINFER_MOE_INT4", "1")
     assert B.evaluate(row("trtllm_mxint4_mono"), c, 100).supported
 
@@ -285,3 +290,85 @@ def test_auto_orders_name_the_v033_backends():
     assert sm120.index("marlin") < sm120.index("triton")
     assert B.evaluate(row("deep_gemm"), ctx(scheme="mxfp8"), 100).supported
     assert B.evaluate(row("deep_gemm"), ctx(scheme="mxfp8"), 90).gate == "quant"
+
+
+# ---- the layout gate: each class's _supports_parallel_config in vLLM 0.33.0 (fused_moe/experts/*.py) ----
+def par(key, lay, **kw):
+    c = ctx(**{**kw, "layout": lay})
+    return B.evaluate(row(key), c, 100)
+
+
+def test_tp_plus_ep_without_dp_keeps_every_monolithic_kernel():
+    # use_all2all_kernels needs DP > 1 (fused_moe/config.py:1035-1038), so TP 8 + EP has no all2all
+    lay = derive_layout(tp=8, ep_enabled=True)
+    assert par("trtllm_fp8_block_mono", lay).supported
+    assert par("trtllm_nvfp4_mono", lay, scheme="nvfp4").supported
+    assert par("trtllm_mxfp4_mono", lay, scheme="mxfp4", method="RenormalizeNaive", activation="swigluoai").supported
+
+
+def test_dp_ep_allgather_keeps_fp8_monolithic_but_not_nvfp4_or_mxfp4():
+    lay = derive_layout(dp=8, ep_enabled=True)  # all2all on allgather_reducescatter
+    assert par("trtllm_fp8_block_mono", lay).supported  # trtllm_fp8_moe.py:189-196 takes ag/rs
+    v = par("trtllm_nvfp4_mono", lay, scheme="nvfp4")  # trtllm_nvfp4_moe.py:486-491: no all2all at all
+    assert v.gate == "parallel" and "trtllm_nvfp4_moe.py:486-491" in v.reason
+    assert par("trtllm_nvfp4_mod", lay, scheme="nvfp4").supported
+    assert par("trtllm_bf16_mono", lay, scheme="bf16").supported  # trtllm_bf16_moe.py:248-255
+    assert par("trtllm_bf16_mod", lay, scheme="bf16").gate == "parallel"  # needs a non-ag/rs all2all
+
+
+def test_mxfp4_monolithic_needs_dp_1_even_without_ep():
+    v = par("trtllm_mxfp4_mono", derive_layout(dp=2), scheme="mxfp4", method="RenormalizeNaive")
+    assert v.gate == "parallel" and "data-parallel size 1" in v.reason  # trtllm_mxfp4_moe.py:176-183
+
+
+def test_sequence_parallel_moe_rejects_fp8_monolithic():
+    lay = derive_layout(tp=2, dp=2, ep_enabled=True)
+    assert lay.sequence_parallel_moe
+    v = par("trtllm_fp8_block_mono", lay)
+    assert v.gate == "parallel" and "sequence-parallel" in v.reason
+    assert par("trtllm_fp8_block_mod", lay).supported  # trtllm_fp8_moe.py:203-210 has no SP clause
+
+
+def test_eplb_rejects_trtllm_fp8_both_classes_but_not_nvfp4_modular():
+    lay = derive_layout(tp=8, ep_enabled=True, eplb=True)
+    assert par("trtllm_fp8_block_mono", lay).gate == "parallel"
+    assert par("trtllm_fp8_block_mod", lay).gate == "parallel"
+    assert par("trtllm_nvfp4_mod", lay, scheme="nvfp4").supported  # "supports all parallel configs"
+
+
+def test_low_latency_all2all_needs_batched_classes():
+    lay = derive_layout(dp=8, ep_enabled=True, all2all_backend="deepep_low_latency")
+    v = par("triton", lay)
+    assert v.gate == "parallel" and "batched activation format" in v.reason
+
+
+def test_b12x_refuses_expert_parallelism():
+    v = B.evaluate(row("flashinfer_b12x"), ctx(scheme="nvfp4", layout=derive_layout(tp=2, ep_enabled=True)), 120)
+    assert v.gate == "parallel"  # flashinfer_b12x_moe.py:199-202: not use_ep
+    assert B.evaluate(row("flashinfer_b12x"), ctx(scheme="nvfp4", layout=derive_layout(tp=2)), 120).supported
+
+
+def test_bf16_dp_moves_flashinfer_cutlass_to_the_back():
+    # oracle/unquantized.py:68-97: FLASHINFER_TRTLLM, FLASHINFER_CUTLASS, TRITON; dp_size > 1 -> CUTLASS last
+    assert B.auto_order("bf16", 100, derive_layout(tp=8)).order == (
+        "trtllm_bf16_mono", "trtllm_bf16_mod", "flashinfer_cutlass", "triton")
+    assert B.auto_order("bf16", 100, derive_layout(dp=8, ep_enabled=True)).order == (
+        "trtllm_bf16_mono", "trtllm_bf16_mod", "triton", "flashinfer_cutlass")
+    assert B.auto_order("bf16", 90, derive_layout()).order[0] == "triton"
+
+
+def test_flashinfer_version_without_the_method_fails_monolithic():
+    # FlashInfer 0.6.7's RoutingMethodType has no MiniMax2 (added in 0.6.8, PR #2803)
+    from moe_inspect import enums
+
+    old = ctx(flashinfer_version="0.6.7", flashinfer_methods=frozenset(enums.flashinfer_enum("0.6.7")))
+    v = B.evaluate(row("trtllm_fp8_block_mono"), old, 100)
+    assert v.gate == "fi-version" and "0.6.7" in v.reason and "MiniMax2" in v.reason
+    assert B.evaluate(row("trtllm_fp8_block_mod"), old, 100).supported  # vLLM routes in Python
+
+
+def test_gate_vocabulary_is_documented():
+    assert set(B.GATE_MEANING) == set(B.GATES)
+    doc = (__import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "check.md").read_text()
+    for g in B.GATES:
+        assert f"`{g}`" in doc, g

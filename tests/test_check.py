@@ -41,7 +41,7 @@ def test_minimax_fp8_b200_monolithic_and_h100_cutlass():
     assert verdict(rep, "B200", "TRT-LLM FP8 block monolithic").supported
     assert rep.targets[0].auto_choice.backend.name == "TRT-LLM FP8 block monolithic"
     v = verdict(rep, "H100", "TRT-LLM FP8 block monolithic")
-    assert (v.supported, v.gate) == (False, "device")
+    assert (v.supported, v.gate) == (False, "arch")
     assert verdict(rep, "H100", "FlashInfer CUTLASS").supported
     assert rep.to_dict()["routing"]["method"] == "MiniMax2"
 
@@ -51,7 +51,7 @@ def test_deepseek_v3_grouped_fits_and_variant_over_tier_names_limit():
     assert verdict(ok, "B200", "TRT-LLM FP8 block monolithic").supported
     bad = C.check(desc("DeepSeekV3", E=512, k=8, n_group=16, topk_group=4), T("B200"))
     v = verdict(bad, "B200", "TRT-LLM FP8 block monolithic")
-    assert not v.supported and v.gate == "shape" and "256" in v.reason
+    assert not v.supported and v.gate == "limits" and "256" in v.reason
     # vLLM silently falls back to the modular TRT-LLM class
     t = bad.targets[0]
     assert t.auto_choice.backend.name == "TRT-LLM FP8 block modular"
@@ -80,7 +80,7 @@ def test_deepseek_v4_hash_layers_reject_monolithic():
     d = desc("DeepseekV4", E=256, k=6, scoring="sqrtsoftplus", hash_layers=3, quant="nvfp4")
     rep = C.check(d, T("B200"))
     v = verdict(rep, "B200", "TRT-LLM NVFP4 monolithic")
-    assert v.gate == "hash_routing"
+    assert v.gate == "hash"
     assert verdict(rep, "B200", "TRT-LLM NVFP4 modular").supported
 
 
@@ -119,8 +119,10 @@ def test_backend_filter_selects_rows():
 
 
 def test_markdown_has_matrix():
-    md = C.to_markdown(C.check(desc("MiniMax2", **MINIMAX), T("B200", "H100")))
-    assert "| backend | kind | B200 | H100 |" in md and "vLLM auto" in md
+    from moe_inspect.cli.check import to_markdown
+
+    md = to_markdown(C.check(desc("MiniMax2", **MINIMAX), T("B200", "H100")))
+    assert "| backend | kind | B200 | H100 |" in md and "vLLM picks" in md and "| **starts** | | yes | yes |" in md
 
 
 def test_version_warning_uses_metadata_only():
@@ -184,7 +186,7 @@ def test_deepseek_v4_b200_b300_run_trtllm_mxfp4_modular_after_monolithic_is_reje
     assert rep.ctx.scheme == "fp4_mixed" and rep.requirement_met is True
     for t in rep.targets:
         mono = next(v for v in t.verdicts if v.backend.key == "trtllm_mxfp4_mono")
-        assert mono.gate == "hash_routing" and "DeepseekV4" in mono.reason  # both reasons named
+        assert mono.gate == "hash" and "DeepseekV4" in mono.reason  # both reasons named
         assert t.auto_choice.backend.key == "trtllm_mxfp4_mod"
         assert [v.backend.key for v in t.auto_trace] == ["trtllm_mxfp4_mono"]
         assert not t.fused_routing and t.flashinfer
@@ -194,7 +196,7 @@ def test_deepseek_v4_b200_b300_run_trtllm_mxfp4_modular_after_monolithic_is_reje
 def test_deepseek_v4_without_hash_layers_still_fails_the_routing_method_gate():
     d = desc("DeepseekV4", **{**V4, "hash_layers": 0})
     v = verdict(C.check(d, T("B200")), "B200", "TRT-LLM MXFP4 monolithic")
-    assert v.gate == "routing_method" and "DeepseekV4" in v.reason
+    assert v.gate == "routing" and "DeepseekV4" in v.reason
 
 
 def test_deepseek_v4_h100_auto_is_humming_and_flashinfer_only_when_forced():

@@ -1,4 +1,10 @@
-"""`moe-inspect catalog`."""
+"""`moe-inspect catalog`: the built-in models, and (``--check``) every one of them through `check`.
+
+The rows come from the core (:func:`moe_inspect.check.catalog_listing`, :func:`~moe_inspect.check.catalog_matrix`);
+this module only renders them. A table is printed when it fits the terminal (piped output: 80 columns);
+otherwise each model becomes a short block of lines, so no column shrinks to nothing, no method name
+is cut and no model id is split.
+"""
 
 from __future__ import annotations
 
@@ -6,113 +12,186 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import FlashinferVersionOpt, JsonOpt, VllmVersionOpt
-from .output import console, handle_errors, print_json
+from .layout_options import DeployFlags, deploy_options
+from .options import FlashinferVersionOpt, VllmVersionOpt, output_options
+from .output import Output, handle_errors
+
+app = typer.Typer()
+
+EPILOG = ("Examples:\n\n  moe-inspect catalog\n\n  moe-inspect catalog --json\n\n"
+          "  moe-inspect catalog --check --gpu B200\n\n"
+          "  moe-inspect catalog --check --gpu H100,B200,'RTX PRO 6000' --tp 8\n\n"
+          "  moe-inspect catalog --check --gpu B200 --flashinfer-version 0.6.7")
+
+LEGEND = "✓ fused routing · ◐ FlashInfer modular only · ✗ no FlashInfer · ! vLLM would not start"
 
 
-def catalog_rows(vllm_version: str | None, flashinfer_version: str | None) -> list[dict]:
-    from .. import catalog
-    from ..detect import describe_files
+@app.command("catalog", epilog=EPILOG)
+@handle_errors
+@output_options
+@deploy_options
+def catalog_cmd(
+    out: Output,
+    deploy: DeployFlags,
+    vllm_version: VllmVersionOpt = None,
+    flashinfer_version: FlashinferVersionOpt = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Run every model through `check`: which get fused routing / FlashInfer on --gpu.")] = False,
+    gpu: Annotated[Optional[list[str]], typer.Option(
+        "--gpu", help="Targets for --check (repeatable, comma-separated; default B200).")] = None,
+) -> None:
+    """List the built-in models (usable offline) with their resolved routing methods."""
+    from .. import check as core
+    from .. import gpus
 
-    rows = []
-    for e in catalog.entries():
-        files = catalog.lookup(e.id)
-        d = describe_files(files, vllm_version=vllm_version, flashinfer_version=flashinfer_version)
-        rows.append({
-            "id": e.id,
-            "aliases": list(e.aliases),
-            "model_type": e.model_type,
-            "snapshot_date": e.snapshot_date,
-            "num_experts": d.moe.num_experts,
-            "top_k": d.moe.top_k,
-            "scoring_func": d.moe.scoring_func,
-            "has_correction_bias": d.moe.has_correction_bias,
-            "n_group": d.moe.n_group,
-            "topk_group": d.moe.topk_group,
-            "quantization": d.quantization.method,
-            "method": d.routing.method,
-            "vllm_value": d.routing.vllm_value,
-            "flashinfer_value": d.routing.flashinfer_value,
-            "rule": d.routing.rule,
-            "warnings": d.warnings,
-        })
-    return rows
+    if check or gpu:
+        targets = gpus.parse_targets(gpu or ["B200"])
+        deployment, _, notes = core.deployment_from_flags(deploy)
+        for n in notes:
+            out.warning(n)
+        rows = core.catalog_matrix(targets, deployment=deployment, vllm_version=vllm_version,
+                                   flashinfer_version=flashinfer_version)
+        data = {"schema_version": 1, "targets": [t.to_dict() for t in targets],
+                "deployment": deployment.to_dict(), "models": rows}
+        out.dict(data, human=lambda d, o: render_matrix(d, o.console), markdown=lambda d: catalog_markdown(d["models"]),
+                 id_key="models")
+        return
+    if deploy.layout_given() or deploy.parallel:
+        from ..errors import BadInputError
 
-
-def register(app: typer.Typer) -> None:
-    @app.command("catalog", epilog=(
-        "Examples:\n\n  moe-inspect catalog\n\n  moe-inspect catalog --json\n\n"
-        "  moe-inspect catalog --check --gpu B200"))
-    @handle_errors
-    def catalog_cmd(
-        vllm_version: VllmVersionOpt = None,
-        flashinfer_version: FlashinferVersionOpt = None,
-        json_out: JsonOpt = False,
-        check: Annotated[bool, typer.Option(
-            "--check", help="Run every model through `check`: which get fused routing / FlashInfer on --gpu.")] = False,
-        gpu: Annotated[Optional[list[str]], typer.Option(
-            "--gpu", help="Targets for --check (repeatable, comma-separated; default B200).")] = None,
-    ) -> None:
-        """List the built-in models (usable offline) with their resolved routing methods."""
-        if check or gpu:
-            _catalog_check(gpu or ["B200"], json_out)
-            return
-        rows = catalog_rows(vllm_version, flashinfer_version)
-        if json_out:
-            print_json({"schema_version": 1, "models": rows})
-            return
-        from rich.table import Table
-
-        t = Table(title="built-in catalog (vLLM / FlashInfer ids)", header_style="bold", pad_edge=False)
-        t.add_column("model", no_wrap=True)
-        for c in ("E", "k", "scoring", "bias", "groups", "quant", "method", "ids"):
-            t.add_column(c, no_wrap=c in ("method", "scoring", "quant"))
-        for r in rows:
-            groups = f"{r['n_group']}/{r['topk_group']}" if r["n_group"] else "—"
-            fi = "—" if r["flashinfer_value"] is None else str(r["flashinfer_value"])
-            t.add_row(r["id"], str(r["num_experts"]), str(r["top_k"]), r["scoring_func"],
-                      "yes" if r["has_correction_bias"] else "no", groups, r["quantization"], r["method"],
-                      f"{r['vllm_value']}/{fi}")
-        console().print(t)
+        raise BadInputError("catalog: deployment flags (--tp, --dp, --ep, --vllm-args, …) need --check")
+    rows = core.catalog_listing(vllm_version, flashinfer_version)
+    out.dict({"schema_version": 1, "models": rows}, human=lambda d, o: render_listing(d["models"], o.console),
+             markdown=lambda d: listing_markdown(d["models"]), id_key="models")
 
 
-def _catalog_check(gpu: list[str], json_out: bool) -> None:
+# ------------------------------------------------------------------------------------------------
+# plain listing
+# ------------------------------------------------------------------------------------------------
+def _quant(method: str | None) -> str:
+    from .. import backends as B
+
+    s = B.scheme_from_quant(method)
+    return B.SCHEME_LABEL.get(s, s)
+
+
+def _listing_cells(r: dict) -> list[str]:
+    scoring = r["scoring_func"] + ("+bias" if r["has_correction_bias"] else "")
+    groups = f"{r['n_group']}/{r['topk_group']}" if r["n_group"] else "—"
+    fi = "—" if r["flashinfer_value"] is None else str(r["flashinfer_value"])
+    return [r["id"], str(r["num_experts"]), str(r["top_k"]), scoring, groups, _quant(r["quantization"]), r["method"],
+            f"{r['vllm_value']}/{fi}"]
+
+
+_LISTING_HEADS = ["model", "E", "k", "scoring", "groups", "quant", "method", "ids vLLM/FI"]
+
+
+def _fits(heads: list[str], rows: list[list[str]], width: int) -> bool:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+    return sum(widths) + 3 * (len(widths) - 1) + 2 <= width
+
+
+def render_listing(rows: list[dict], con) -> None:
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    from .. import gpus
-    from ..check import catalog_matrix
-
-    targets = gpus.parse_targets(gpu)
-    rows = catalog_matrix(targets)
-    if json_out:
-        print_json({"schema_version": 1, "targets": [t.to_dict() for t in targets], "models": rows})
+    cells = [_listing_cells(r) for r in rows]
+    title = "built-in catalog (routing ids: vLLM / FlashInfer)"
+    if _fits(_LISTING_HEADS, cells, con.width):
+        t = Table(title=title, header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
+        for h in _LISTING_HEADS:
+            t.add_column(h, no_wrap=True, justify="right" if h in ("E", "k") else "left")
+        for c in cells:
+            t.add_row(*c)
+        con.print(t)
         return
-    from rich import box
+    con.print(Text(title, style="bold"))
+    for c in cells:  # narrow terminal: one block per model, nothing cut
+        con.print(Text(c[0], style="bold"))
+        con.print(Text(f"  {c[6]} · E={c[1]} k={c[2]} · {c[3]} · groups {c[4]} · {c[5]} · ids {c[7]}"))
 
-    t = Table(title="built-in catalog through `check` (✓ fused routing · ◐ FlashInfer modular only · ✗ no FlashInfer)",
-              header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
-    t.add_column("model", overflow="fold")  # the one column that folds on a narrow terminal
-    t.add_column("method", no_wrap=True, min_width=16)
-    t.add_column("quant", no_wrap=True, min_width=11)
-    for tg in targets:
-        t.add_column(tg.label, no_wrap=True, min_width=len(tg.label))
-    t.add_column("why", no_wrap=True, min_width=4)
-    notes: dict[str, int] = {}  # reason -> footnote number (long reasons print below the table)
+
+def listing_markdown(rows: list[dict]) -> str:
+    from .output import md_cell
+
+    out = ["| " + " | ".join(_LISTING_HEADS) + " |", "|" + "---|" * len(_LISTING_HEADS)]
+    out += ["| " + " | ".join(md_cell(x) for x in _listing_cells(r)) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------
+# catalog --check
+# ------------------------------------------------------------------------------------------------
+def _mark(c: dict) -> str:
+    m = "✓" if c["fused_routing"] else "◐" if c["flashinfer"] else "✗"
+    return m if c.get("starts", True) else m + "!"
+
+
+def _notes(rows: list[dict], targets: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Footnotes: per model the first target's fused-routing blocker and start blocker."""
+    notes: dict[str, int] = {}
+    refs = []
     for r in rows:
-        cells = []
-        for c in r["targets"]:
-            if c["fused_routing"]:
-                cells.append(Text("✓", style="green"))
-            elif c["flashinfer"]:
-                cells.append(Text("◐", style="yellow"))
-            else:
-                cells.append(Text("✗", style="red"))
-        blocker = next((f"{tg.label}: {c['fused_routing_blocker']}" for tg, c in zip(targets, r["targets"])
-                        if c["fused_routing_blocker"]), None)
-        ref = f"[{notes.setdefault(blocker, len(notes) + 1)}]" if blocker else ""
-        t.add_row(r["id"], r["method"], r["scheme"], *cells, ref)
-    con = console()
-    con.print(t)
+        mine = []
+        for tg, c in zip(targets, r["targets"]):
+            for reason in (c["fused_routing_blocker"], c.get("start_blocker")):
+                if reason:
+                    mine.append(notes.setdefault(f"{tg}: {reason}", len(notes) + 1))
+                    break
+        refs.append(",".join(str(n) for n in dict.fromkeys(mine)))
+    return notes, refs
+
+
+def render_matrix(data: dict, con) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    rows, targets = data["models"], [t["gpu"] for t in data["targets"]]
+    notes, refs = _notes(rows, targets)
+    heads = ["model", "method", "quant", *targets, "why"]
+    cells = [[r["id"], r["method"], r["quant_label"], *[_mark(c) for c in r["targets"]], refs[i]]
+             for i, r in enumerate(rows)]
+    con.print(Text(f"built-in catalog through `check` ({LEGEND})", style="bold"))
+    if _fits(heads, cells, con.width):
+        t = Table(header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
+        for h in heads:
+            t.add_column(h, no_wrap=True)
+        for c in cells:
+            t.add_row(*[Text(x, style=_style(x)) for x in c])
+        con.print(t)
+    else:  # narrow terminal: the model id on its own line, never split
+        for c in cells:
+            con.print(Text(c[0], style="bold"))
+            marks = "  ".join(f"{tg} {m}" for tg, m in zip(targets, c[3:-1]))
+            con.print(Text(f"  {c[1]} · {c[2]} · {marks}" + (f" [{c[-1]}]" if c[-1] else "")))
     for reason, n in notes.items():
         con.print(Text.assemble((f"[{n}] ", "bold"), reason))
+
+
+def _style(x: str) -> str:
+    return {"✓": "green", "◐": "yellow", "✗": "red"}.get(x[:1], "") if len(x) <= 2 else ""
+
+
+def catalog_markdown(rows: list[dict]) -> str:
+    """The catalog support matrix as Markdown: ✓ fused routing, ◐ FlashInfer modular only, ✗ no FlashInfer."""
+    from .output import md_cell
+
+    if not rows:
+        return ""
+    heads = [t["gpu"] for t in rows[0]["targets"]]
+    out = ["| model | method | quant | " + " | ".join(heads) + " |", "|---|---|---|" + "---|" * len(heads)]
+    for r in rows:
+        cells = []
+        for t in r["targets"]:
+            mark = "✓ fused" if t["fused_routing"] else ("◐ FI modular" if t["flashinfer"] else
+                                                          ("✗ non-FI" if t["any"] else "✗ none"))
+            cells.append(mark if t.get("starts", True) else f"{mark}, does not start")
+        out.append(f"| {r['id']} | {r['method']} | {md_cell(r['quant_label'])} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def register(root: typer.Typer) -> None:
+    """Deprecated: cli/app.py adds ``app`` itself."""
+    root.registered_commands.extend(app.registered_commands)

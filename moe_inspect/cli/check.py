@@ -1,4 +1,4 @@
-"""`moe-inspect check`: which expert backends run this model on which GPU, and why not."""
+"""`moe-inspect check`: will vLLM start this model on these GPUs under this layout, with which expert backend."""
 
 from __future__ import annotations
 
@@ -6,89 +6,110 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import FlashinferVersionOpt, ModelArg, NoCatalogOpt, OfflineOpt, RevisionOpt, VllmVersionOpt
-from .output import OutputFormat, console, handle_errors, print_json, progress
+from .layout_options import DeployFlags, deploy_options
+from .options import FlashinferVersionOpt, NoCatalogOpt, OfflineOpt, RevisionOpt, VllmVersionOpt, output_options
+from .output import Output, handle_errors
+
+app = typer.Typer()
 
 EPILOG = (
     "Examples:\n\n"
     "  moe-inspect check MiniMaxAI/MiniMax-M2.5 --gpu B200\n\n"
-    "  moe-inspect check deepseek-ai/DeepSeek-V3 --gpu H100,B200 --quant nvfp4\n\n"
-    "  moe-inspect check ./ckpt --gpu B200 --require fused-routing   # CI gate: exit 1 when not met\n\n"
+    "  moe-inspect check deepseek-ai/DeepSeek-V3 --gpu B200 --tp 8             # one node of 8 GPUs\n\n"
+    "  moe-inspect check Qwen/Qwen3-235B-A22B --gpu H100 --tp 4 --dp 2 --ep --quant fp8-block\n\n"
+    "  moe-inspect check --gpu B200 --vllm-args \"vllm serve openai/gpt-oss-120b -tp 8 --max-model-len 32k\"\n\n"
+    "  moe-inspect check ./ckpt --gpu B200 --tp 8 --require fused-routing   # CI gate: exit 1 when not met\n\n"
     "  moe-inspect check openai/gpt-oss-20b --gpu all --format markdown\n\n"
-    "Exit codes: 0 fine (or requirement met on every target), 1 requirement not met, 2 bad input."
+    "Exit codes: 0 vLLM would start (and --require met) on every target, 1 it would not (with a layout "
+    "given) or --require is not met, 2 bad input."
 )
 
+OptModelArg = Annotated[Optional[str], typer.Argument(
+    metavar="[MODEL]", help="Hub id (org/name), local directory, or catalog name; optional with --vllm-args.")]
 
-def register(app: typer.Typer) -> None:
-    @app.command("check", epilog=EPILOG)
-    @handle_errors
-    def check_cmd(
-        model: ModelArg,
-        gpu: Annotated[Optional[list[str]], typer.Option(
-            "--gpu", help="Target GPU or arch, repeatable or comma-separated: H100, H200, B200, GB200, B300, GB300, "
-                          "'RTX PRO 6000', 'RTX 5090', 'DGX Spark', sm90, sm100, sm103, sm120, sm121, all, local. "
-                          "Default: the local GPU if nvidia-smi sees one, else all.")] = None,
-        quant: Annotated[Optional[str], typer.Option(
-            help="What-if quantization overriding the checkpoint's: fp8-block, fp8, nvfp4, mxfp4, mxfp8, bf16, int4.")] = None,
-        backend: Annotated[Optional[list[str]], typer.Option(
-            "--backend", help="Only these backends (key, --moe-backend value or name words), repeatable.")] = None,
-        require: Annotated[Optional[str], typer.Option(
-            help="CI gate: fused-routing | flashinfer | any. Exit 1 unless met on every target.")] = None,
-        parallel: Annotated[str, typer.Option(help="Parallel mode the gates assume: tp, ep (all2all), eplb.")] = "tp",
-        all_backends: Annotated[bool, typer.Option(
-            "--all-backends", help="Also list backends that do not take this quantization.")] = False,
-        cross_check: Annotated[bool, typer.Option(
-            "--cross-check", help="Import FlashInfer and compare its enum and backend metadata with our table.")] = False,
-        revision: RevisionOpt = None,
-        offline: OfflineOpt = False,
-        no_catalog: NoCatalogOpt = False,
-        vllm_version: VllmVersionOpt = None,
-        flashinfer_version: FlashinferVersionOpt = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output (same as --format json).")] = False,
-        fmt: Annotated[OutputFormat, typer.Option("--format", help="table | json | markdown.")] = OutputFormat.table,
-    ) -> None:
-        """Which expert backends run this model on which GPU, what vLLM v0.33 picks, and why not."""
-        from .. import check as core
-        from .. import gpus
 
-        # validate every flag before any I/O
-        targets = gpus.parse_targets(gpu) if gpu else None
-        if quant:
-            core.parse_quant(quant)
-        req = core.parse_require(require)
-        if backend:
-            core.parse_backend_filter(backend)
-        if json_out:
-            fmt = OutputFormat.json
-        if targets is None:
-            local = gpus.detect_local_gpu()
-            targets = [local] if local is not None else gpus.all_targets()
+@app.command("check", epilog=EPILOG)
+@handle_errors
+@output_options
+@deploy_options
+def check_cmd(
+    out: Output,
+    deploy: DeployFlags,
+    model: OptModelArg = None,
+    gpu: Annotated[Optional[list[str]], typer.Option(
+        "--gpu", help="Target GPU or arch, repeatable or comma-separated: H100, H200, B200, GB200, B300, GB300, "
+                      "'RTX PRO 6000', 'RTX 5090', 'DGX Spark', sm90, sm100, sm103, sm120, sm121, all, local. "
+                      "Default: the local GPU if nvidia-smi sees one, else all.")] = None,
+    quant: Annotated[Optional[str], typer.Option(
+        help="What-if quantization overriding the checkpoint's: fp8-block, fp8, nvfp4, mxfp4, mxfp8, bf16, int4.")] = None,
+    backend: Annotated[Optional[list[str]], typer.Option(
+        "--backend", help="Only these backends (key, --moe-backend value or name words), repeatable.")] = None,
+    require: Annotated[Optional[str], typer.Option(
+        help="CI gate: starts | any | flashinfer | fused-routing (each implies starts). "
+             "Exit 1 unless met on every target.")] = None,
+    all_backends: Annotated[bool, typer.Option(
+        "--all-backends", help="Also list backends that do not take this quantization.")] = False,
+    cross_check: Annotated[bool, typer.Option(
+        "--cross-check", help="Import FlashInfer and compare its enum and backend metadata with our table.")] = False,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    no_catalog: NoCatalogOpt = False,
+    vllm_version: VllmVersionOpt = None,
+    flashinfer_version: FlashinferVersionOpt = None,
+) -> None:
+    """Will vLLM v0.33 start this model on these GPUs, with which expert backend, and why not?"""
+    from .. import check as core
+    from .. import gpus
 
-        from ..detect import describe
+    # validate every flag before any I/O
+    targets = gpus.parse_targets(gpu) if gpu else None
+    if quant:
+        core.parse_quant(quant)
+    req = core.parse_require(require)
+    if backend:
+        core.parse_backend_filter(backend)
+    deployment, va, notes = core.deployment_from_flags(deploy)
+    model = _model_id(model, va)
+    if targets is None:
+        local = gpus.detect_local_gpu()
+        targets = [local] if local is not None else gpus.all_targets()
 
-        with progress(fmt == OutputFormat.table) as update:
-            desc = describe(model, revision=revision, offline=True if offline else None, use_catalog=not no_catalog,
-                            vllm_version=vllm_version, flashinfer_version=flashinfer_version, progress=update)
-        report = core.check(desc, targets, quant=quant, backends=backend, require=req, parallel=parallel,
-                            show_all=all_backends)
-        problems: list[str] = []
-        if cross_check:
-            problems = _cross_check()
-            report.warnings.extend(f"cross-check: {p}" for p in problems)
+    from ..detect import describe
 
-        if fmt == OutputFormat.json:
-            data = report.to_dict()
-            if cross_check:
-                data["cross_check"] = {"problems": problems, "ok": not problems}
-            print_json(data)
-        elif fmt == OutputFormat.markdown:
-            import sys
+    with out.status() as update:
+        desc = describe(model, revision=revision or (va.revision if va else None), offline=True if offline else None,
+                        use_catalog=not no_catalog, vllm_version=vllm_version, flashinfer_version=flashinfer_version,
+                        progress=update)
+    args_quant, qnote = core.quant_from_vllm_args(va, desc)
+    if qnote:
+        notes.append(qnote)
+    report = core.check(desc, targets, quant=quant or args_quant, backends=backend, require=req,
+                        deployment=deployment, flashinfer_version=flashinfer_version, show_all=all_backends)
+    if args_quant and not quant:
+        report.scheme_source = "--vllm-args --quantization"
+    for n in notes:
+        out.warning(n)
+    problems = _cross_check() if cross_check else []
+    report.warnings.extend(f"cross-check: {p}" for p in problems)
+    data = report.to_dict()
+    if cross_check:
+        data["cross_check"] = {"problems": problems, "ok": not problems}
+    out.dict(data, human=lambda _d, o: render_check(report, o.console), markdown=lambda _d: to_markdown(report),
+             id_key="starts")
+    failed = report.requirement_met is False or (deployment.layout_given and not report.starts)
+    if problems or failed:
+        raise typer.Exit(1)
 
-            sys.stdout.write(core.to_markdown(report))
-        else:
-            render_check(report, console())
-        if problems or report.requirement_met is False:
-            raise typer.Exit(1)
+
+def _model_id(model: str | None, va) -> str:
+    from ..errors import BadInputError
+
+    from_args = va.model if va is not None else None
+    if model and from_args and model != from_args:
+        raise BadInputError(f"MODEL {model} contradicts the model of --vllm-args ({from_args})")
+    if not (model or from_args):
+        raise BadInputError("check: no MODEL given (pass it, or a --vllm-args line that names one)")
+    return model or from_args
 
 
 def _cross_check() -> list[str]:
@@ -102,57 +123,159 @@ def _cross_check() -> list[str]:
     return core.cross_check_flashinfer()
 
 
-def render_check(report, con) -> None:
-    """Rich matrix: backends × targets, ✓ / ✗ <gate>, then the distinct reasons and vLLM's auto pick."""
+# ------------------------------------------------------------------------------------------------
+# presentation (the core returns data; these render it)
+# ------------------------------------------------------------------------------------------------
+def summary_cell(v) -> str:
+    """A matrix cell: '✓' or '✗ <gate>' — the gate word is the one in the reasons, the JSON and docs/check.md."""
+    return "✓" if v.supported else f"✗ {v.gate}"
+
+
+def _gib(x: float | None) -> str:
+    return "?" if x is None else f"{x:.1f} GiB"
+
+
+def memory_line(m, dep) -> str | None:
+    """'weights 82.3 GiB/GPU of 162.0 GiB usable: fits · KV cache 60.1 GiB ≈ 1.2M tokens'."""
+    if m is None:
+        return None
+    verdict = {True: "fits", False: "does NOT fit", None: "fit unknown"}[m.fits]
+    line = f"weights {_gib(m.weights_per_gpu_gib)}/GPU of {_gib(m.usable_gib)} usable " \
+           f"(×{dep.gpu_memory_utilization:g}): {verdict}"
+    if m.kv_cache_gib is not None:
+        line += f" · KV cache {_gib(m.kv_cache_gib)}"
+        if m.kv_tokens is not None:
+            line += f" ≈ {m.kv_tokens:,} tokens"
+    missing = [u for u in m.unknowns if "upper bound" not in u]
+    if missing:
+        line += f" (unknown: {missing[0].split(':')[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "") \
+            + "; --json lists them)"
+    return line
+
+
+def start_line(tr) -> str:
+    """'vLLM 0.33 would start: yes — TRT-LLM FP8 block monolithic (auto)' / ': no — <first blocker>'."""
+    from .. import backends as B
+
+    head = f"vLLM {B.VLLM_VERSION} would start: "
+    if tr.starts:
+        ch = tr.auto_choice
+        how = "forced by --moe-backend" if tr.forced else "auto"
+        return head + f"yes — {ch.backend.name} ({how})"
+    b = tr.start_blockers[0]
+    return head + f"no — {b['message']} ({b['source']})"
+
+
+def _header(report, con) -> None:
+    from rich.text import Text
+
+    from .. import backends as B
+
+    d, c = report.description, report.ctx
+    quant = B.SCHEME_LABEL.get(c.scheme, c.scheme) + ("" if report.scheme_source == "checkpoint"
+                                                      else f" ({report.scheme_source})")
+    con.print(Text.assemble((d.model.id, "bold"), "  routing ", (c.method, "bold"), f" ({c.pattern}) · E={c.num_experts} "
+                            f"k={c.top_k}" + (f" groups {c.n_group}/{c.topk_group}" if c.n_group else "")
+                            + f" · {quant} · {c.activation}"))
+    dep = report.deployment
+    said = "" if dep.layout_given else " (nothing given: one GPU assumed; say --tp/--dp/--ep or --vllm-args)"
+    con.print(Text.assemble(("deployment ", "bold"), dep.layout.describe() + said))
+    con.print(Text.assemble(("tables ", "bold"), f"vLLM {B.VLLM_VERSION}.0 · FlashInfer {c.flashinfer_version}"))
+    line = per_rank_line(report.per_rank)
+    if line:
+        con.print(Text.assemble(("per rank ", "bold"), line))
+    for n in report.shape_notes:
+        con.print(Text(f"note: {n}", style="dim"))
+
+
+def per_rank_line(pr: dict) -> str | None:
+    """'expert width 1536/8 = 192 · 256 experts per rank (block FP8 [128, 128] → [64, 64])'."""
+    if not pr or not pr.get("intermediate_size_global"):
+        return None
+    tp = pr.get("moe_tp", 1)
+    parts = [f"expert width {pr['intermediate_size_global']}" + (f"/{tp} = {pr['intermediate_size']}" if tp > 1 else "")]
+    le = pr.get("local_experts") or {}
+    if le:
+        n = le["max"] if le["max"] == le["min"] else f"{le['min']}–{le['max']}"
+        parts.append(f"{n} experts per rank")
+    fb = pr.get("fp8_block")
+    if fb and fb.get("used") != fb.get("checkpoint"):
+        parts.append(f"FP8 blocks {fb['checkpoint']} → {fb['used']} ({fb['outcome']})")
+    return " · ".join(parts)
+
+
+def _matrix(report, con) -> None:
+    """Backends × targets, ✓ / ✗ <gate>; targets whose column is identical share it (H100 · H200)."""
     from rich.table import Table
     from rich.text import Text
 
     from .. import backends as B
-    from ..check import summary_cell
-
-    d, c = report.description, report.ctx
-    quant = B.SCHEME_LABEL.get(c.scheme, c.scheme) + (" (--quant)" if report.scheme_source == "--quant" else "")
-    con.print(Text.assemble((d.model.id, "bold"), "  routing ", (c.method, "bold"), f" ({c.pattern}) · E={c.num_experts} "
-                            f"k={c.top_k}" + (f" groups {c.n_group}/{c.topk_group}" if c.n_group else "")
-                            + f" · {quant} · {c.activation} · {c.parallel}"))
-    # targets whose whole column is identical (same arch) share one column: H100 · H200 → sm90
-    def column_key(tr):
-        return (tuple(summary_cell(v) for v in tr.verdicts),
-                tr.auto_choice.backend.name if tr.auto_choice else None, tr.requirement_met)
 
     groups: dict[tuple, list] = {}
     for tr in report.targets:
-        groups.setdefault(column_key(tr), []).append(tr)
+        key = (tuple(summary_cell(v) for v in tr.verdicts), tr.auto_choice.backend.name if tr.auto_choice else None,
+               tr.requirement_met, tr.starts)
+        groups.setdefault(key, []).append(tr)
     cols = list(groups.values())
-    t = Table(header_style="bold", pad_edge=False,
-              title=f"expert backends (vLLM v{B.VLLM_VERSION}, FlashInfer {B.FLASHINFER_VERSION})")
+    t = Table(header_style="bold", pad_edge=False)
     t.add_column("backend", no_wrap=True)
-    t.add_column("kind", style="dim")
+    t.add_column("kind", style="dim", no_wrap=True)
     for trs in cols:
         archs = sorted({f"sm{tr.target.arch}" for tr in trs})
         names = " · ".join(tr.target.label + (" (local)" if tr.target.local else "") for tr in trs)
-        t.add_column(f"{'/'.join(archs)}\n{names}", justify="left")
+        t.add_column(f"{'/'.join(archs)}\n{names}", no_wrap=True)
     rows = report.targets[0].verdicts if report.targets else []
     for i, v0 in enumerate(rows):
-        cells = []
-        for trs in cols:
-            v = trs[0].verdicts[i]
-            cells.append(Text(summary_cell(v), style="green" if v.supported else "red"))
-        kind = {"monolithic": "mono", "modular": "mod"}.get(v0.backend.kind, v0.backend.kind)
-        t.add_row(v0.backend.name, kind, *cells)
+        cells = [Text(summary_cell(trs[0].verdicts[i]), style="green" if trs[0].verdicts[i].supported else "red")
+                 for trs in cols]
+        t.add_row(v0.backend.name, {"monolithic": "mono", "modular": "mod"}.get(v0.backend.kind), *cells)
     t.add_section()
-    auto_cells = []
-    for trs in cols:
-        ch = trs[0].auto_choice
-        auto_cells.append(Text(ch.backend.name if ch else "none", style="bold" if ch else "bold red"))
-    t.add_row(Text("vLLM auto pick", style="bold"), "", *auto_cells)
+    t.add_row(Text("vLLM picks", style="bold"), "", *[
+        Text(trs[0].auto_choice.backend.name if trs[0].auto_choice else "none",
+             style="bold" if trs[0].auto_choice else "bold red") for trs in cols])
+    t.add_row(Text("starts", style="bold"), "", *[
+        Text("yes", style="bold green") if trs[0].starts else Text("no", style="bold red") for trs in cols])
     if report.require:
         t.add_row(Text(f"--require {report.require}", style="bold"), "",
                   *[Text("met", style="bold green") if trs[0].requirement_met else Text("NOT met", style="bold red")
                     for trs in cols])
     con.print(t)
 
-    # distinct reasons, with the targets they apply to
+
+def _per_target(report, con) -> None:
+    from rich.text import Text
+
+    for tr in report.targets:
+        con.print(Text.assemble((f"{tr.target.label}: ", "bold"),
+                                (start_line(tr), "green" if tr.starts else "bold red")))
+        ch = tr.auto_choice
+        if ch is not None:
+            why = f"first in vLLM's order ({tr.auto_source})" if not tr.auto_trace else \
+                "after " + "; ".join(f"{v.backend.name} ✗ {v.gate}" for v in tr.auto_trace)
+            if tr.forced:
+                why = f"--moe-backend {tr.forced}"
+            con.print(Text(f"  picked {ch.backend.name}: {why}; force with --moe-backend {ch.backend.moe_backend}"))
+            if tr.without_package:
+                p = tr.without_package
+                con.print(Text(f"  needs the {p['package']} package ({p['note']}); without it vLLM picks "
+                               f"{p['then'] or 'nothing'}"))
+        for b in tr.start_blockers[1:]:
+            con.print(Text(f"  also: {b['message']} ({b['source']})", style="red"))
+        for a in tr.adjustments:
+            pct = f" (+{a.overhead_pct:.1f} %)" if a.overhead_pct else ""
+            con.print(Text(f"  adjustment: {a.kind}: {a.detail}{pct}"))
+        ml = memory_line(tr.memory, report.deployment)
+        if ml:
+            con.print(Text(f"  memory: {ml}"))
+
+
+def render_check(report, con) -> None:
+    """Human view: header, deployment, the backend matrix, per target start/pick/adjustments/memory, reasons."""
+    from rich.text import Text
+
+    _header(report, con)
+    _matrix(report, con)
+    _per_target(report, con)
     why: dict[tuple[str, str], list[str]] = {}
     for tr in report.targets:
         for v in tr.verdicts:
@@ -163,13 +286,42 @@ def render_check(report, con) -> None:
         for (name, reason), labels in why.items():
             where = "all targets" if len(labels) == len(report.targets) and len(labels) > 1 else ", ".join(labels)
             con.print(Text.assemble("  ", (name, "bold"), f" [{where}] ", reason))
-    for tr in report.targets:
-        ch = tr.auto_choice
-        if ch is None:
-            continue
-        if tr.auto_trace:
-            fell = "; ".join(f"{v.backend.name} ✗ {v.gate}" for v in tr.auto_trace)
-            con.print(Text.assemble(("auto ", "bold"), f"{tr.target.label}: {ch.backend.name} "
-                                    f"(silently after: {fell}); force with --moe-backend {ch.backend.moe_backend}"))
     for w in report.warnings:
         con.print(Text.assemble(("warning: ", "bold yellow"), w))
+
+
+def to_markdown(report) -> str:
+    """The backends × targets matrix as GitHub Markdown (for a PR), with the start verdict per target."""
+    from .. import backends as B
+    from .output import md_cell
+
+    d, c = report.description, report.ctx
+    lines = [f"**{d.model.id}** — routing `{c.method}` ({c.pattern}), E={c.num_experts}, k={c.top_k}, "
+             f"quant {B.SCHEME_LABEL.get(c.scheme, c.scheme)}"
+             + ("" if report.scheme_source == "checkpoint" else f" ({report.scheme_source})")
+             + f"; {report.deployment.layout.describe()}\n"]
+    heads = [t.target.label for t in report.targets]
+    lines.append("| backend | kind | " + " | ".join(heads) + " |")
+    lines.append("|---|---|" + "---|" * len(heads))
+    rows = report.targets[0].verdicts if report.targets else []
+    for i, v0 in enumerate(rows):
+        cells = [md_cell("✓" if t.verdicts[i].supported else f"✗ {t.verdicts[i].gate}: {t.verdicts[i].reason}")
+                 for t in report.targets]
+        lines.append(f"| {v0.backend.name} | {v0.backend.kind} | " + " | ".join(cells) + " |")
+    auto = [f"{t.auto_choice.backend.name} (`--moe-backend {t.auto_choice.backend.moe_backend}`)" if t.auto_choice
+            else "none" for t in report.targets]
+    lines.append("| **vLLM picks** | | " + " | ".join(auto) + " |")
+    lines.append("| **starts** | | " + " | ".join(
+        "yes" if t.starts else md_cell("no: " + t.start_blockers[0]["message"]) for t in report.targets) + " |")
+    if report.require:
+        lines.append(f"| **--require {report.require}** | | "
+                     + " | ".join("met" if t.requirement_met else "NOT met" for t in report.targets) + " |")
+    mem = [memory_line(t.memory, report.deployment) for t in report.targets]
+    if any(mem):
+        lines.append("| **memory** | | " + " | ".join(md_cell(m or "—") for m in mem) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def register(root: typer.Typer) -> None:
+    """Deprecated: cli/app.py adds ``app`` itself."""
+    root.registered_commands.extend(app.registered_commands)

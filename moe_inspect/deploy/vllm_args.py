@@ -45,6 +45,26 @@ _KNOWN_SWITCHES = frozenset({
 # (vllm/model_executor/layers/quantization/__init__.py:15-49; vllm/config/quantization.py shorthands)
 ONLINE_QUANT: dict[str, str] = {"fp8": "fp8_per_tensor", "fp8_per_tensor": "fp8_per_tensor",
                                 "fp8_per_block": "fp8_block", "mxfp8": "mxfp8"}
+# vllm/config/cache.py:44-67 CacheDType
+KV_CACHE_DTYPES: tuple[str, ...] = (
+    "auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla", "nvfp4_ds_mla",
+    "turboquant_k8v4", "turboquant_4bit_nc", "turboquant_k3v4_nc", "turboquant_3bit_nc", "octave_k3v4", "octave_k3v3",
+    "octave_k3v3_compact", "ultraquant_4bit", "int4_per_token_head", "int8_per_token_head", "fp8_per_token_head",
+    "nvfp4", "nvfp4_4over6",
+)
+
+
+def parse_kv_cache_dtype(text: str) -> str:
+    v = text.strip().lower()
+    if v not in KV_CACHE_DTYPES:
+        import difflib
+
+        close = difflib.get_close_matches(v, KV_CACHE_DTYPES, n=3, cutoff=0.5)
+        raise BadInputError(f"--kv-cache-dtype {text}: not a vLLM 0.33.0 KV-cache dtype",
+                            hint=f"did you mean {', '.join(close)}?" if close else f"choices: {', '.join(KV_CACHE_DTYPES)}")
+    return v
+
+
 _PREFIXES = (("vllm", "serve"), ("python", "-m", "vllm.entrypoints.openai.api_server"),
              ("python3", "-m", "vllm.entrypoints.openai.api_server"), ("vllm",))
 
@@ -84,6 +104,31 @@ class VllmArgs:
 
     def to_dict(self) -> dict:
         return {**self.given(), "ignored": list(self.ignored)}
+
+
+@dataclass
+class DeployFlags:
+    """The raw deployment flags of ``check`` / ``catalog --check`` (None / False = not given)."""
+
+    tp: int | None = None
+    dp: int | None = None
+    pp: int | None = None
+    ep: bool = False
+    eplb: bool = False
+    num_redundant_experts: int | None = None
+    all2all_backend: str | None = None
+    moe_backend: str | None = None
+    vllm_args: str | None = None
+    gpu_memory_utilization: float | None = None
+    max_model_len: str | None = None
+    kv_cache_dtype: str | None = None
+    parallel: str | None = None  # deprecated
+
+    def layout_given(self) -> bool:
+        return any(v not in (None, False) for v in (self.tp, self.dp, self.pp, self.ep, self.eplb,
+                                                    self.num_redundant_experts, self.all2all_backend,
+                                                    self.moe_backend, self.vllm_args))
+
 
 
 def _int(flag: str, text: str) -> int:
@@ -149,6 +194,8 @@ def _set(out: dict, name: str, flag: str, value: str) -> None:
         out[name] = parse_max_model_len(value)
     elif name == "gpu_memory_utilization":
         out[name] = parse_gpu_memory_utilization(value)
+    elif name == "kv_cache_dtype":
+        out[name] = parse_kv_cache_dtype(value)
     elif name == "eplb_config":
         cfg = _json_object(flag, value)
         if "num_redundant_experts" in cfg:
@@ -221,4 +268,5 @@ def parse_vllm_args(text: str) -> VllmArgs:
     return VllmArgs(**out, ignored=tuple(ignored))
 
 
-__all__ = ["VllmArgs", "parse_vllm_args", "parse_max_model_len", "parse_gpu_memory_utilization", "ONLINE_QUANT"]
+__all__ = ["DeployFlags", "VllmArgs", "parse_vllm_args", "parse_max_model_len", "parse_gpu_memory_utilization", "parse_kv_cache_dtype",
+           "ONLINE_QUANT", "KV_CACHE_DTYPES"]
