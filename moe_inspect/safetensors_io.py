@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CheckpointError
-from .sources.strict_json import loads_object
 from .spec import TensorInfo
 
 #: Largest header we accept (bytes of JSON after the 8-byte length). Source: safetensors 0.8
@@ -106,55 +105,60 @@ def parse_header_bytes(
     then checked against it. ``file_name`` goes into ``TensorInfo.file``.
     Returns ``(tensors, __metadata__)``.
     """
+    from .sources.strict_json import loads_object  # here, not at the top: sources imports this module
+
     obj = loads_object(header, where=where, err=CheckpointError, subject="safetensors header is ",
                        allow_bom=False)
-
     metadata = obj.get("__metadata__")
     if metadata is not None and not isinstance(metadata, dict):
         raise CheckpointError(f"{where}: __metadata__ is not an object")
-
     tensors: dict[str, TensorInfo] = {}
     spans: list[tuple[int, int, str]] = []
     for name, entry in obj.items():
         if name == "__metadata__":
             continue
-        if not isinstance(entry, dict):
-            raise CheckpointError(f"{where}: tensor {name!r} entry is not an object")
-        missing = [k for k in ("dtype", "shape", "data_offsets") if k not in entry]
-        if missing:
-            raise CheckpointError(f"{where}: tensor {name!r} has no {'/'.join(missing)}")
-        dtype = entry["dtype"]
-        if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
-            raise CheckpointError(f"{where}: tensor {name!r} has unknown dtype {dtype!r}")
-        shape = entry["shape"]
-        if not isinstance(shape, list) or not all(type(d) is int for d in shape):
-            raise CheckpointError(f"{where}: tensor {name!r} shape {shape!r} is not a list of integers")
-        if any(d < 0 for d in shape):
-            raise CheckpointError(f"{where}: tensor {name!r} has a negative dimension in shape {shape}")
-        offs = entry["data_offsets"]
-        if (
-            not isinstance(offs, list)
-            or len(offs) != 2
-            or not all(type(o) is int for o in offs)
-        ):
-            raise CheckpointError(f"{where}: tensor {name!r} data_offsets {offs!r} is not [begin, end]")
-        begin, end = offs
-        if begin < 0 or end < begin:
-            raise CheckpointError(f"{where}: tensor {name!r} data_offsets {offs} are out of order")
-        if data_size is not None and end > data_size:
-            raise CheckpointError(
-                f"{where}: tensor {name!r} data_offsets {offs} lie beyond the {data_size}-byte data section"
-            )
-        bits = _numel(shape) * DTYPE_BITS[dtype]
-        if bits % 8 != 0 or end - begin != bits // 8:
-            raise CheckpointError(
-                f"{where}: tensor {name!r} data_offsets {offs} span {end - begin} bytes but "
-                f"{dtype}{shape} needs {bits / 8:g}"
-            )
+        dtype, shape, (begin, end) = _tensor_entry(name, entry, where=where, data_size=data_size)
         tensors[name] = TensorInfo(name=name, dtype=dtype, shape=list(shape), file=file_name)
         spans.append((begin, end, name))
-    # like the safetensors loader (0.8 ``Metadata::validate``): sorted by offset, every tensor
-    # starts where the previous one ended -- no overlaps, no gaps
+    _check_contiguous(spans, where)
+    return tensors, metadata
+
+
+def _tensor_entry(name: str, entry: object, *, where: str, data_size: int | None) -> tuple[str, list, list]:
+    """``(dtype, shape, data_offsets)`` of one header entry, validated as the safetensors loader does."""
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"{where}: tensor {name!r} entry is not an object")
+    missing = [k for k in ("dtype", "shape", "data_offsets") if k not in entry]
+    if missing:
+        raise CheckpointError(f"{where}: tensor {name!r} has no {'/'.join(missing)}")
+    dtype, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+        raise CheckpointError(f"{where}: tensor {name!r} has unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(type(d) is int for d in shape):
+        raise CheckpointError(f"{where}: tensor {name!r} shape {shape!r} is not a list of integers")
+    if any(d < 0 for d in shape):
+        raise CheckpointError(f"{where}: tensor {name!r} has a negative dimension in shape {shape}")
+    if not isinstance(offs, list) or len(offs) != 2 or not all(type(o) is int for o in offs):
+        raise CheckpointError(f"{where}: tensor {name!r} data_offsets {offs!r} is not [begin, end]")
+    begin, end = offs
+    if begin < 0 or end < begin:
+        raise CheckpointError(f"{where}: tensor {name!r} data_offsets {offs} are out of order")
+    if data_size is not None and end > data_size:
+        raise CheckpointError(
+            f"{where}: tensor {name!r} data_offsets {offs} lie beyond the {data_size}-byte data section"
+        )
+    bits = _numel(shape) * DTYPE_BITS[dtype]
+    if bits % 8 != 0 or end - begin != bits // 8:
+        raise CheckpointError(
+            f"{where}: tensor {name!r} data_offsets {offs} span {end - begin} bytes but "
+            f"{dtype}{shape} needs {bits / 8:g}"
+        )
+    return dtype, shape, offs
+
+
+def _check_contiguous(spans: list[tuple[int, int, str]], where: str) -> None:
+    """Like the safetensors loader (0.8 ``Metadata::validate``): sorted by offset, every tensor
+    starts where the previous one ended -- no overlaps, no gaps."""
     prev_end, prev_name = 0, None
     for begin, end, name in sorted(spans):
         if begin != prev_end:
@@ -164,7 +168,6 @@ def parse_header_bytes(
                 f"{'overlap' if begin < prev_end else 'leave a gap after'} {after}"
             )
         prev_end, prev_name = end, name
-    return tensors, metadata
 
 
 def _open_regular(path: Path, where: str):
