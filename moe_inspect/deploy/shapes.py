@@ -254,6 +254,7 @@ class ShapeContext:
     w4a8_fp8: bool = False
     notes: list[str] = field(default_factory=list)
     linears: list[LinearLayer] = field(default_factory=list)
+    ignore: IgnoreList | None = None
 
     @property
     def ispp(self) -> int | None:
@@ -316,6 +317,14 @@ def build_context(desc, layout: Layout, *, scheme: str, arch: int, config: dict 
     if what_if:
         ctx.notes.append(f"what-if --quant {scheme}: every linear layer except the router and lm_head is taken as "
                          "quantized, with vLLM's default block/group sizes")
+    if scheme == "int4" and ctx.config_class not in ("compressed-tensors", "what-if") and not ctx.w4a8_fp8:
+        ctx.notes.append(f"INT4 expert shape gates of {q.producer or 'this'} checkpoints (GPTQ/AWQ MoE methods) "
+                         "are not modelled; only compressed-tensors WNA16's")
+    if scheme == "fp8_block" and ctx.config_class == "modelopt":
+        ctx.notes.append("ModelOpt FP8 block MoE shape gates are not modelled")
+    if layout.use_all2all_kernels and layout.all2all_backend == "deepep_v2":
+        ctx.notes.append("deepep_v2 hidden-size rounding is not modelled")
+    ctx.ignore = None if what_if else ignore_list(raw, q.producer)
     ctx.linears = linear_layers(ctx)
     return ctx
 
@@ -328,8 +337,7 @@ def _quantized(ctx: ShapeContext, prefix: str) -> bool:
         return False  # MXFP4 configs leave every linear layer unquantized (quantization/mxfp4.py:94-105)
     if ctx.what_if:
         return True
-    ign = ignore_list(ctx.raw, ctx.desc.quantization.producer)
-    return not (ign is not None and ign.skips(prefix))
+    return not (ctx.ignore is not None and ctx.ignore.skips(prefix))
 
 
 def _dense_layers(ctx: ShapeContext) -> list[int]:
@@ -347,12 +355,21 @@ def _span(idx: list[int]) -> str:
     return ", ".join(map(str, idx[:4])) + (" …" if len(idx) > 4 else "")
 
 
-def _mlp_layers(ctx: ShapeContext, prefix: str, width: int, what: str, tp: int) -> list[LinearLayer]:
+def _first_quantized(ctx: ShapeContext, prefixes: list[str], leaf: str) -> tuple[str, bool]:
+    """The first of identical layers the checkpoint quantizes (ignore lists may skip some of them)."""
+    for p in prefixes:
+        if _quantized(ctx, f"{p}.{leaf}"):
+            return p, True
+    return prefixes[0], False
+
+
+def _mlp_layers(ctx: ShapeContext, prefixes: list[str], width: int, what: str, tp: int) -> list[LinearLayer]:
     H = ctx.H or 0
-    gu = f"{prefix}.gate_proj"  # gate_up_proj's shards are gate_proj / up_proj in the checkpoint
+    gp, gq = _first_quantized(ctx, prefixes, "gate_proj")  # gate_up_proj's checkpoint shards: gate_proj/up_proj
+    dp, dq = _first_quantized(ctx, prefixes, "down_proj")
     return [
-        LinearLayer(f"{prefix}.gate_up_proj", "merged_column", H, (width, width), tp, _quantized(ctx, gu), what),
-        LinearLayer(f"{prefix}.down_proj", "row", width, (H,), tp, _quantized(ctx, f"{prefix}.down_proj"), what),
+        LinearLayer(f"{gp}.gate_up_proj", "merged_column", H, (width, width), tp, gq, what),
+        LinearLayer(f"{dp}.down_proj", "row", width, (H,), tp, dq, what),
     ]
 
 
@@ -366,8 +383,8 @@ def _dense_linears(ctx: ShapeContext) -> list[LinearLayer]:
         ctx.notes.append(f"dense MLP layers {_span(dense)} not checked: the config has no {key}")
         return []
     name = _MLP_NAME.get(ctx.family, "mlp")
-    return _mlp_layers(ctx, f"model.layers.{dense[0]}.{name}", width, f"dense MLP (layers {_span(dense)})",
-                       ctx.layout.tp)
+    return _mlp_layers(ctx, [f"model.layers.{i}.{name}" for i in dense], width,
+                       f"dense MLP (layers {_span(dense)})", ctx.layout.tp)
 
 
 def _shared_linears(ctx: ShapeContext) -> list[LinearLayer]:
@@ -379,7 +396,7 @@ def _shared_linears(ctx: ShapeContext) -> list[LinearLayer]:
     tp = 1 if replicated else ctx.layout.tp
     what = "shared expert" + (" (replicated: sequence-parallel MoE)" if replicated else "")
     name = _SHARED_NAME.get(ctx.family, "mlp.shared_experts")
-    return _mlp_layers(ctx, f"model.layers.{m.moe_layers[0]}.{name}", width, what, tp)
+    return _mlp_layers(ctx, [f"model.layers.{i}.{name}" for i in m.moe_layers], width, what, tp)
 
 
 def _attention_linears(ctx: ShapeContext) -> list[LinearLayer]:
@@ -440,6 +457,8 @@ class ShapeGate:
     outcome: str  # "load_error" | "adjustment" | "backend_block" | "backend_adjustment"
     when: Callable[[ShapeContext], bool]
     test: Callable[[ShapeContext], Iterable[Finding]]
+    verbatim: bool = True  # message is vLLM's own text (False: a bare assert, a silent change, or vLLM's
+    #                        wrapper text around a kernel's reason, quoted from two places)
 
 
 def _one(cond: bool, **values) -> list[Finding]:
@@ -591,27 +610,30 @@ class Padding:
     h_align: int | None
     source: str
     i_align_ungated: int | None = None
+    logged: bool = True  # vLLM logs "Padding intermediate size from …" (utils/flashinfer_utils.py:239-243, :357-361)
 
 
 PADDINGS: tuple[Padding, ...] = (
     Padding("nvfp4", ("trtllm_nvfp4_mono", "trtllm_nvfp4_mod"), 64, 256,
             _Q + "utils/flashinfer_fp4_moe.py:399-430 (hidden: trtllm_nvfp4_hidden_alignment, "
-                 "utils/flashinfer_utils.py:283-295)", 128),
-    Padding("nvfp4", ("flashinfer_cutedsl",), 64, 256, _Q + "utils/flashinfer_fp4_moe.py:149-170", 128),
-    Padding("mxfp4", ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod"), 128, 256, _FM + "oracle/mxfp4.py:871-873"),
-    Padding("fp4_mixed", ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod"), 128, 256, _FM + "oracle/mxfp4.py:871-873"),
-    Padding("mxfp4", ("flashinfer_cutlass",), 128, 128, _FM + "oracle/mxfp4.py:874-879"),
-    Padding("fp4_mixed", ("flashinfer_cutlass",), 128, 128, _FM + "oracle/mxfp4.py:874-879"),
-    Padding("mxfp4", ("marlin",), 128, 256, _FM + "oracle/mxfp4.py:866-870"),
-    Padding("fp4_mixed", ("marlin",), 128, 256, _FM + "oracle/mxfp4.py:866-870"),
-    Padding("mxfp4", ("triton", "humming"), 64, None, _FM + "oracle/mxfp4.py:915-916 (the default branch)"),
-    Padding("fp4_mixed", ("humming",), 64, None, _FM + "oracle/mxfp4.py:915-916 (the default branch)"),
-    Padding("fp4_mixed", ("deep_gemm_mxfp4",), 128, 128, _FM + "oracle/mxfp4.py:857-860"),
+                 "utils/flashinfer_utils.py:283-295; log: utils/flashinfer_utils.py:239-243)", 128),
+    Padding("nvfp4", ("flashinfer_cutedsl",), 64, 256,
+            _Q + "utils/flashinfer_fp4_moe.py:149-170 (log: utils/flashinfer_utils.py:239-243)", 128),
+    Padding("mxfp4", ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod"), 128, 256, _FM + "oracle/mxfp4.py:871-873", logged=False),
+    Padding("fp4_mixed", ("trtllm_mxfp4_mono", "trtllm_mxfp4_mod"), 128, 256, _FM + "oracle/mxfp4.py:871-873", logged=False),
+    Padding("mxfp4", ("flashinfer_cutlass",), 128, 128, _FM + "oracle/mxfp4.py:874-879", logged=False),
+    Padding("fp4_mixed", ("flashinfer_cutlass",), 128, 128, _FM + "oracle/mxfp4.py:874-879", logged=False),
+    Padding("mxfp4", ("marlin",), 128, 256, _FM + "oracle/mxfp4.py:866-870", logged=False),
+    Padding("fp4_mixed", ("marlin",), 128, 256, _FM + "oracle/mxfp4.py:866-870", logged=False),
+    Padding("mxfp4", ("triton", "humming"), 64, None, _FM + "oracle/mxfp4.py:915-916 (the default branch)", logged=False),
+    Padding("fp4_mixed", ("humming",), 64, None, _FM + "oracle/mxfp4.py:915-916 (the default branch)", logged=False),
+    Padding("fp4_mixed", ("deep_gemm_mxfp4",), 128, 128, _FM + "oracle/mxfp4.py:857-860", logged=False),
     Padding("bf16", ("trtllm_bf16_mono", "trtllm_bf16_mod"), 128, None,
-            _FM + "oracle/unquantized.py:391-392, :471-477"),
-    Padding("mxfp8", ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod"), 128, 256, _Q + "utils/flashinfer_utils.py:575-590"),
+            _FM + "oracle/unquantized.py:391-392, :471-477", logged=False),
+    Padding("mxfp8", ("trtllm_mxfp8_mono", "trtllm_mxfp8_mod"), 128, 256,
+            _Q + "utils/flashinfer_utils.py:575-590 (log: :357-361)"),
     Padding("fp8_per_tensor", ("trtllm_fp8_tensor_mono", "flashinfer_cutlass"), 16, None,
-            _Q + "utils/flashinfer_utils.py:613-620", 128),
+            _Q + "utils/flashinfer_utils.py:613-620 (log: :357-361)", 128),
 )
 
 
@@ -662,7 +684,7 @@ EPLB_SUPPORT: tuple[EplbSupport, ...] = (
                 _Q + "mxfp4.py:152 (defines no supports_eplb: fused_moe_method_base.py:126-128)"),
     EplbSupport("mxfp4", None, "Mxfp4MoEMethod", True, _Q + "mxfp4.py:591-593"),
     EplbSupport("fp4_mixed", None, "Mxfp4MoEMethod", True, _Q + "mxfp4.py:591-593"),
-    EplbSupport("int4", None, "CompressedTensorsWNA16MoEMethod", ("triton",), _CT + "compressed_tensors_moe_wna16.py:561-563"),
+    EplbSupport("int4", "compressed-tensors", "CompressedTensorsWNA16MoEMethod", ("triton",), _CT + "compressed_tensors_moe_wna16.py:561-563"),
     EplbSupport("bf16", None, "UnquantizedFusedMoEMethod", True, _FM + "unquantized_fused_moe_method.py:64-66"),
 )
 
@@ -702,28 +724,62 @@ TP_GT_EXPERTS_SOURCES: dict[str, str] = {
     "mimo_v2": _M + "mimo_v2.py:138-142", "exaone_moe": _M + "exaone_moe.py:83-87", "step3p5": _M + "step3p5.py:332-336",
 }
 
-_FP8_A2A_DISPATCH = {  # all2all backend -> (message, source) for DeepSeek-style [128,128] FP8 dispatch
-    "deepep_low_latency": ("DeepEP kernels quantize the inputs in blocks of shape 128",
-                           _FM + "prepare_finalize/deepep_ll.py:250-253 (use_fp8_dispatch: all2all_utils.py:270-273)"),
-    "nixl_ep": ("NIXL EP kernels quantize the inputs in blocks of shape 128",
-                _FM + "prepare_finalize/nixl_ep.py:223-226 (use_fp8_dispatch: all2all_utils.py:445-447)"),
-    "flashinfer_nvlink_one_sided": (
-        "flashinfer_nvlink_one_sided DeepSeek Blockwise FP8 dispatch requires hidden_dim divisible by 128; got {H}",
-        _FM + "all2all_utils.py:88-97"),
+# all2all backends that round the MoE hidden size up before allocating the experts
+# (fused_moe_method_base.py:96-100 -> all2all_utils.py:148-187)
+_DEEPEP_LL_SIZES = (2048, 2560, 3072, 4096, 5120, 6144, 7168, 8192)  # deepep_ll.py:57, nixl_ep.py:54
+_A2A_HIDDEN_SRC = {
+    "deepep_low_latency": _FM + "prepare_finalize/deepep_ll.py:57-79 (via all2all_utils.py:172-175)",
+    "nixl_ep": _FM + "prepare_finalize/nixl_ep.py:54-69 (via all2all_utils.py:182-185)",
+    "deepep_high_throughput": _FM + "prepare_finalize/deepep_ht.py:51-64 (via all2all_utils.py:167-170)",
 }
 
 
-def _a2a_dispatch(ctx: ShapeContext) -> list[Finding]:
-    if not ctx.layout.use_all2all_kernels or ctx.scheme != "fp8_block" or list(ctx.block) != [128, 128]:
-        return []
-    row = _FP8_A2A_DISPATCH.get(ctx.layout.all2all_backend)
-    if row is None or not ctx.H or ctx.H % 128 == 0:
-        return []
-    return [dict(H=ctx.H, msg=row[0].format(H=ctx.H), src=row[1])]
+def a2a_hidden(ctx: ShapeContext) -> int | None:
+    """The hidden size the experts are allocated with under the all2all backend (None: > 8192 on
+    DeepEP LL / NIXL EP, which raise)."""
+    H, a2a = ctx.H or 0, ctx.layout.all2all_backend
+    if not ctx.layout.use_all2all_kernels or a2a not in _A2A_HIDDEN_SRC:
+        return H
+    if a2a == "deepep_high_throughput":
+        return _round_up(H * 2, 512) // 2  # bf16 activations: 512-byte transfer atoms
+    return next((x for x in _DEEPEP_LL_SIZES if x >= H), None)
 
 
-def _gate(name, scheme, applies, rule, message, source, outcome, when, test) -> ShapeGate:
-    return ShapeGate(name, scheme, applies, rule, message, V + source, outcome, when, test)
+def _a2a_hidden_too_big(ctx: ShapeContext) -> list[Finding]:
+    if not ctx.H or a2a_hidden(ctx) is not None:
+        return []
+    return [dict(layer=_ROUTED, H=ctx.H, max=_DEEPEP_LL_SIZES[-1], src=_A2A_HIDDEN_SRC[ctx.layout.all2all_backend])]
+
+
+def _a2a_hidden_pad(ctx: ShapeContext) -> list[Finding]:
+    hp = a2a_hidden(ctx) if ctx.H else None
+    if hp is None or hp == ctx.H:
+        return []
+    a2a = ctx.layout.all2all_backend
+    return [dict(H=ctx.H, hp=hp, a2a=a2a, src=_A2A_HIDDEN_SRC[a2a], overhead_pct=_pct(1, ctx.H, 1, hp),
+                 detail=f"--all2all-backend {a2a}: MoE hidden size {ctx.H} -> {hp} "
+                        f"(+{_pct(1, ctx.H, 1, hp)}% expert memory)")]
+
+
+def _a2a_one_sided_fp8(ctx: ShapeContext) -> list[Finding]:
+    """flashinfer_nvlink_one_sided with DeepSeek-style FP8 block dispatch (all2all_utils.py:88-97); the
+    DeepEP LL / NIXL EP FP8-dispatch asserts (deepep_ll.py:250-253, nixl_ep.py:223-226) cannot fire:
+    their hidden size is first rounded to a multiple of 128."""
+    L = ctx.layout
+    if not (L.use_all2all_kernels and L.all2all_backend == "flashinfer_nvlink_one_sided"
+            and ctx.scheme == "fp8_block" and list(ctx.block) == [128, 128] and ctx.H):
+        return []
+    return _one(ctx.H % 128 != 0, layer=_ROUTED, H=ctx.H)
+
+
+def _wna16(ctx: ShapeContext) -> bool:
+    """compressed-tensors WNA16 MoE (what-if INT4 is taken as that, group 32); GPTQ/AWQ MoE not modelled."""
+    return (ctx.scheme == "int4" and bool(ctx.group_size) and not ctx.w4a8_fp8
+            and ctx.config_class in ("compressed-tensors", "what-if"))
+
+
+def _gate(name, scheme, applies, rule, message, source, outcome, when, test, verbatim=True) -> ShapeGate:
+    return ShapeGate(name, scheme, applies, rule, message, V + source, outcome, when, test, verbatim)
 
 
 _ALWAYS = lambda c: True  # noqa: E731
@@ -772,7 +828,7 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
           "AssertionError: assert config.intermediate_size % self.world_size == 0 "
           "(intermediate_size {I}, world size {ws})",
           _M + "gpt_oss.py:381, :389", "load_error", lambda c: c.family == "gpt_oss" and bool(c.I),
-          lambda c: _one(c.I % c.layout.gpus != 0, layer=_ROUTED, I=c.I, ws=c.layout.gpus)),
+          lambda c: _one(c.I % c.layout.gpus != 0, layer=_ROUTED, I=c.I, ws=c.layout.gpus), verbatim=False),
     _gate("dsv4_megamoe_needs_ep", "any", "DeepSeek-V4 with --moe-backend deep_gemm_mega_moe",
           "--enable-expert-parallel", "DeepSeek V4 MegaMoE currently requires expert parallel. Enable it with "
           "--enable-expert-parallel, or pick a different moe backend.",
@@ -800,7 +856,7 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
           "without EP)", "moe_intermediate_size % moe_tp == 0",
           "AssertionError: assert self.intermediate_size % tp_size == 0 (intermediate_size {I}, moe tp {tp})",
           _FM + "config.py:1351-1352", "load_error", _HAS_I,
-          lambda c: _one(c.I % c.layout.moe_tp != 0, layer=_ROUTED, I=c.I, tp=c.layout.moe_tp)),
+          lambda c: _one(c.I % c.layout.moe_tp != 0, layer=_ROUTED, I=c.I, tp=c.layout.moe_tp), verbatim=False),
     _gate("eplb_quant_method", "per quant method (EPLB_SUPPORT)", "--enable-eplb",
           "the MoE quant method's supports_eplb", "EPLB is not supported {cls}.", _FM + "routed_experts.py:186-199",
           "load_error", lambda c: c.layout.eplb, lambda c: _eplb_findings(c, False)),
@@ -820,7 +876,7 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
           "backend must accept the refined block QuantKey (TritonExperts only)",
           "kernel does not support quantization scheme (FP8 {refined} block weights)x(kFp8Dynamic128Sym): block "
           "scales refined from {ckpt} to {refined}; only Triton-based kernels take the refined block",
-          _FM + "oracle/fp8.py:296-310, modular_kernel.py:596-599", "backend_block", _fp8cfg, _refine_finding),
+          _FM + "oracle/fp8.py:296-310, modular_kernel.py:596-599", "backend_block", _fp8cfg, _refine_finding, verbatim=False),
     _gate("fp8_block_forced_pad", "fp8_block (Fp8Config)", "--moe-backend other than triton, I/moe_tp misaligned",
           "pad I/moe_tp up to a whole block (needs block_n == block_k, I % block == 0, hidden % block == 0, "
           "ep_size == 1, no expert bias)",
@@ -837,7 +893,7 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
           "quantization scheme (FP8 {refined} block weights)x(kFp8Dynamic128Sym).",
           _FM + "oracle/fp8.py:426-452", "load_error", _fp8cfg,
           lambda c: _one(fp8_block_outcome(c)[0] == "forced_refine_rejected", layer=_ROUTED,
-                         backend=(c.forced or "").upper(), refined=fp8_block_outcome(c)[1])),
+                         backend=(c.forced or "").upper(), refined=fp8_block_outcome(c)[1]), verbatim=False),
     _gate("fp8_block_moe_block_n", "fp8_block (Fp8Config without a refine; compressed-tensors always)",
           "I/moe_tp misaligned and not refined/padded", "(I/moe_tp) % block_n == 0",
           "The output_size of gate's and up's weight = {ispp} is not divisible by weight quantization "
@@ -864,7 +920,7 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
     _gate("wna16_group_hidden", "int4 (compressed-tensors WNA16, group strategy)", "create_weights",
           "hidden_size % group_size == 0", "CompressedTensors WNA16 MoE requires hidden_size ({H}) to be divisible "
           "by group_size ({g}).", _CT + "compressed_tensors_moe_wna16.py:238-243", "load_error",
-          lambda c: c.scheme == "int4" and bool(c.group_size) and bool(c.H) and not c.w4a8_fp8,
+          lambda c: _wna16(c) and bool(c.H),
           lambda c: _one(c.H % c.group_size != 0, layer=_ROUTED, H=c.H, g=c.group_size)),
     _gate("wna16_group_intermediate", "int4 (compressed-tensors WNA16, group strategy)", "create_weights",
           "(I/moe_tp) % group_size == 0",
@@ -872,7 +928,7 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
           "tensor-parallel partition ({ispp}) to be divisible by group_size ({g}). Scale groups would otherwise cross "
           "TP shard boundaries; use a compatible TP size or enable expert parallelism.",
           _CT + "compressed_tensors_moe_wna16.py:244-251", "load_error",
-          lambda c: c.scheme == "int4" and bool(c.group_size) and bool(c.I) and not c.w4a8_fp8,
+          lambda c: _wna16(c) and bool(c.I),
           lambda c: _one(c.ispp % c.group_size != 0, layer=_ROUTED, ispp=c.ispp, g=c.group_size)),
     _gate("w4a8_fp8_hidden", "w4a8-fp8 (compressed-tensors)", "create_weights (CUTLASS reorder_tensor)",
           "hidden_size % 256 == 0", "AssertionError: hidden_size={H} must be divisible by 256",
@@ -887,24 +943,31 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
           "configuration since kernel does not support expert biases.",
           _FM + "b12x.py:448-449, oracle/mxfp4.py:563-567, :611", "load_error",
           lambda c: c.scheme in ("mxfp4", "fp4_mixed") and c.forced == "b12x",
-          lambda c: _one(c.has_bias, layer=_ROUTED, b=_B12X)),
+          lambda c: _one(c.has_bias, layer=_ROUTED, b=_B12X), verbatim=False),
     _gate("b12x_mxfp4_intermediate", "mxfp4, fp4_mixed", "--moe-backend b12x (the b12x package's MXFP4 experts)",
           "(I/moe_tp) % 32 == 0", "Mxfp4 MoE backend '{b}' does not support the deployment configuration since "
           "MXFP4 requires the per-rank intermediate size to be divisible by 32.",
           _FM + "b12x.py:468-476, oracle/mxfp4.py:563-567, :611", "load_error",
           lambda c: c.scheme in ("mxfp4", "fp4_mixed") and c.forced == "b12x" and bool(c.I) and not c.has_bias,
-          lambda c: _one(c.ispp % 32 != 0, layer=_ROUTED, b=_B12X)),
+          lambda c: _one(c.ispp % 32 != 0, layer=_ROUTED, b=_B12X), verbatim=False),
+    _gate("a2a_hidden_max", "any", "EP all2all kernels on deepep_low_latency / nixl_ep",
+          "hidden_size <= 8192", "Hidden Size {H} is greater than the maximum supported hidden size {max}",
+          _FM + "prepare_finalize/deepep_ll.py:76-79, nixl_ep.py:66-69", "load_error", _ALWAYS, _a2a_hidden_too_big),
+    _gate("a2a_hidden_roundup", "any", "EP all2all kernels on deepep_low_latency / nixl_ep (next of 2048, 2560, "
+          "3072, 4096, 5120, 6144, 7168, 8192) / deepep_high_throughput (512-byte atoms)",
+          "MoE hidden size rounded up (silent)", "(silent) MoE hidden size {H} -> {hp} for --all2all-backend {a2a}",
+          _FM + "all2all_utils.py:148-187", "adjustment", _ALWAYS, _a2a_hidden_pad, verbatim=False),
     _gate("fp8_all2all_dispatch_hidden", "fp8_block [128, 128]",
-          "EP all2all kernels on deepep_low_latency / nixl_ep / flashinfer_nvlink_one_sided (FP8 dispatch)",
-          "hidden_size % 128 == 0", "{msg}", _FM + "prepare_finalize/deepep_ll.py:250-253, "
-          "prepare_finalize/nixl_ep.py:223-226, all2all_utils.py:88-97", "load_error", _ALWAYS,
-          lambda c: [dict(f, layer=_ROUTED) for f in _a2a_dispatch(c)]),
+          "EP all2all kernels on flashinfer_nvlink_one_sided (DeepSeek FP8 dispatch)", "hidden_size % 128 == 0",
+          "flashinfer_nvlink_one_sided DeepSeek Blockwise FP8 dispatch requires hidden_dim divisible by 128; got {H}",
+          _FM + "all2all_utils.py:88-97", "load_error", _ALWAYS, _a2a_one_sided_fp8),
     # ---- silent paddings (per backend) ----
     *(_gate(f"pad_{p.scheme}_{p.backends[0]}", p.scheme, "backend " + ", ".join(p.backends) + " picked",
             f"I/moe_tp rounded up to {p.i_align}" + (f" ({p.i_align_ungated} non-gated)" if p.i_align_ungated else "")
             + (f", hidden to {p.h_align}" if p.h_align else ""),
-            "Padding intermediate size from {i} to {ip} for up/down projection weights.", p.source,
-            "backend_adjustment", _HAS_I, _padding_finding(p)) for p in PADDINGS),
+            "Padding intermediate size from {i} to {ip} for up/down projection weights." if p.logged else
+            "(silent: maybe_roundup_sizes) intermediate size per partition {i} -> {ip}", p.source,
+            "backend_adjustment", _HAS_I, _padding_finding(p), verbatim=p.logged) for p in PADDINGS),
 )
 
 
