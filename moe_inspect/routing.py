@@ -18,6 +18,7 @@ Plain data in, plain data out: no torch, no CLI.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from .enums import (
@@ -32,7 +33,7 @@ from .enums import (
 from .reference import scale_applies
 from .spec import MoESpec, RoutingResult
 
-__all__ = ["MethodRow", "METHOD_TABLES", "SGLANG_LABELS", "SGLANG_ROWS", "SGLangRow",
+__all__ = ["MethodRow", "METHOD_TABLES", "SGLANG_LABELS", "SGLANG_ROWS", "SGLangRow", "TopKSetting",
            "get_routing_method_type", "resolve", "sglang_can_bypass_trtllm_routing",
            "sglang_routing"]
 
@@ -201,129 +202,373 @@ _CUSTOM_DESCRIPTIONS = {
 _SGL = "SGLang 0.5.23 srt/"
 
 
-@dataclass(frozen=True)
-class SGLangRow:
-    """How one SGLang 0.5.23 model file builds its TopK and which method it binds.
+class TopKSetting(Enum):
+    """How an SGLang model file sets one TopK field."""
 
-    method: the declared RoutingMethodType name; None = none bound to TopK; "rule:<name>" =
-        chosen from the config (``_SGLANG_RULES``).
-    grouped: "yes" | "no" | "config" (n_group or topk_group set, bailing_moe.py:222-232)
-    bias: "yes" (always a correction-bias parameter) | "no" | "noaux_tc" (iff
-        topk_method == "noaux_tc") | "config" (the checkpoint's bias)
-    renorm / scoring: "config" = from the spec, else the fixed value the file passes to TopK
-    custom: TopK gets a custom_routing_function
-    """
+    YES = "yes"  # always on
+    NO = "no"  # always off
+    CONFIG = "config"  # from the model's config (the spec); grouped: n_group or topk_group set
+    NOAUX_TC = "noaux_tc"  # bias only: a correction bias iff topk_method == "noaux_tc"
+
+    def resolve(self, from_config: bool, *, noaux_tc: bool | None = None) -> bool:
+        if self is TopKSetting.NOAUX_TC:
+            return bool(noaux_tc)
+        return {TopKSetting.YES: True, TopKSetting.NO: False}.get(self, from_config)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SGLangRow:
+    """How one SGLang 0.5.23 model file builds its TopK and which method it binds."""
 
     model_types: tuple[str, ...]
     file: str  # model file (short name shown in the label)
-    method: str | None
-    grouped: str
-    bias: str
-    renorm: str
-    scoring: str
-    custom: bool
+    method: str | None  # declared RoutingMethodType; None = none bound; "rule:<name>" = _sglang_rule
+    grouped: TopKSetting  # CONFIG: n_group or topk_group set (bailing_moe.py:222-232)
+    bias: TopKSetting  # YES: always a correction-bias parameter; CONFIG: the checkpoint's bias
+    renorm: TopKSetting
+    scoring: str | None  # the scoring the file passes to TopK; None = from the spec
+    custom: bool  # TopK gets a custom_routing_function
     source: str
     note: str = ""
 
 
 SGLANG_ROWS: tuple[SGLangRow, ...] = (
-    SGLangRow(("deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "kimi_k25", "glm_moe_dsa"),
-              "deepseek_v2.py", "DeepSeekV3", "yes", "noaux_tc", "config", "config", False,
-              _SGL + "models/deepseek_v2.py:762-764 (getattr(config, 'routing_method_type', "
-              "DeepSeekV3)), MoEGate bias iff topk_method == noaux_tc :519, TopK grouped "
-              ":786-808, bind :828-832; GLM-5 = glm4_moe.py:1284 GlmMoeDsaForCausalLM("
-              "DeepseekV2ForCausalLM); Kimi-K2.5 = kimi_k25.py:693 DeepseekV3ForCausalLM"),
-    SGLangRow(("deepseek_v4", "deepseek_v41"), "deepseek_v2.py", "DeepSeekV3", "no", "yes",
-              "config", "config", False,
-              _SGL + "models/deepseek_v4.py:3155-3163 DeepseekV2MoE(is_deepseek_v4=True) -> "
-              "deepseek_v2.py:762-764 DeepSeekV3; DSV4 override use_grouped_topk=False, "
-              "sqrtsoftplus :809-827; hash layers HashTopK :770-782",
-              note="hash-routed layers use HashTopK, which never bypasses"),
-    SGLangRow(("glm4_moe",), "glm4_moe.py", "DeepSeekV3", "yes", "yes", "config", "softmax", False,
-              _SGL + "models/glm4_moe.py:445 DeepSeekV3, Glm4MoeGate bias always :393, TopK "
-              "grouped :449-462 (no scoring_func: softmax default, unused by DeepSeekV3), "
-              "bind :463-466"),
-    SGLangRow(("glm4_moe_lite",), "glm4_moe_lite.py", None, "yes", "yes", "config", "softmax",
-              False,
-              _SGL + "models/glm4_moe_lite.py:209-220 experts without routing_method_type, "
-              "TopK :223-238, bind without method :239"),
-    SGLangRow(("nemotron_h",), "nemotron_h.py", "DeepSeekV3", "yes", "yes", "config", "sigmoid",
-              False,
-              _SGL + "models/nemotron_h.py:288 DeepSeekV3, bias always :272, TopK grouped "
-              "sigmoid :291-301, bind :303-306"),
-    SGLangRow(("mimo_v2", "mimo_v2_flash"), "mimo_v2.py", "rule:mimo_v2", "yes", "noaux_tc",
-              "config", "config", False,
-              _SGL + "models/mimo_v2.py:446-450 DeepSeekV3 iff bias and norm_topk_prob else "
-              "None, bias iff topk_method == noaux_tc :385-398, TopK grouped :465-480, "
-              "bind :482-485"),
-    SGLangRow(("minimax_m2",), "minimax_m2.py", None, "no", "config", "yes", "config", False,
-              _SGL + "models/minimax_m2.py:537-553 (no routing_method_type), bind without "
-              "method :554"),
-    SGLangRow(("qwen2_moe", "qwen3_next", "qwen3_5_moe", "qwen3_5_moe_text"), "qwen2_moe.py",
-              "RenormalizeNaive", "no", "no", "config", "softmax", False,
-              _SGL + "models/qwen2_moe.py:336 RenormalizeNaive, TopK :307-311, bind :343-346; "
-              "Qwen3-Next qwen3_next.py:549,706 and Qwen3.5 qwen3_5.py:1148,1382 use "
-              "Qwen2MoeSparseMoeBlock (norm_topk_prob default True, configs/qwen3_next.py)"),
-    SGLangRow(("qwen3_moe", "qwen3_vl_moe", "qwen3_vl_moe_text"), "qwen3_moe.py", "Renormalize",
-              "no", "no", "config", "softmax", False,
-              _SGL + "models/qwen3_moe.py:273 Renormalize, renormalize = norm_topk_prob "
-              "(default True, GGUF False) :253-263, bind :275-278; qwen3_vl_moe.py:34 reuses it"),
-    SGLangRow(("llama4", "llama4_text"), "llama4.py", "Llama4", "no", "no", "no", "sigmoid", True,
-              _SGL + "models/llama4.py:128 Llama4, TopK renormalize=False + custom_routing_"
-              "function :113-118, bind :131-134"),
-    SGLangRow(("cohere2_moe",), "cohere2_moe.py", "rule:cohere2", "no", "no", "config", "config",
-              False,
-              _SGL + "models/cohere2_moe.py:250-266 (sigmoid: SigmoidRenorm / Sigmoid with "
-              "custom cohere2_sigmoid_topk when not renormalized; softmax: RenormalizeNaive / "
-              "Default), TopK :277-283, bind :298-301"),
-    SGLangRow(("bailing_moe", "bailing_moe_v2"), "bailing_moe.py", "rule:bailing", "config",
-              "config", "config", "config", False,
-              _SGL + "models/bailing_moe.py:305-310 (norm_topk_prob: DeepSeekV3 if grouped + "
-              "bias, RenormalizeNaive if ungrouped without bias, else None), grouped "
-              ":222-232, TopK :291-302, bind :326-329"),
-    SGLangRow(("step3p5",), "step3p5.py", "Renormalize", "no", "config", "yes", "sigmoid", False,
-              _SGL + "models/step3p5.py:161 Renormalize, but TopK is sigmoid + router bias "
-              ":142-150, bind :164-167"),
-    SGLangRow(("exaone_moe",), "exaone_moe.py", "RenormalizeNaive", "yes", "yes", "config",
-              "sigmoid", False,
-              _SGL + "models/exaone_moe.py:169 RenormalizeNaive, but TopK is grouped sigmoid + "
-              "bias :172-183, bind :184-187"),
-    SGLangRow(("gpt_oss",), "gpt_oss.py", None, "no", "no", "yes", "softmax", False,
-              _SGL + "models/gpt_oss.py:222-226 (no routing_method_type), bind without method "
-              ":255; the flashinfer_mxfp4 backend bypasses TopK anyway (topk.py:796-797) and "
-              "routes in-kernel with method 1 = Renormalize (moe_runner/flashinfer_trtllm.py:1331)",
-              note="with --moe-runner-backend flashinfer_mxfp4 the kernel routes anyway "
-                   "(hard-coded Renormalize)"),
-    SGLangRow(("mixtral",), "mixtral.py", None, "no", "no", "yes", "softmax", False,
-              _SGL + "models/mixtral.py:94-98, bind without method :110"),
-    SGLangRow(("granitemoe", "granitemoeshared", "granitemoehybrid"), "granitemoe.py", None, "no",
-              "no", "yes", "softmax", False,
-              _SGL + "models/granitemoe.py:136-140, bind without method :153; "
-              "granitemoehybrid.py:41 reuses GraniteMoeMoE"),
-    SGLangRow(("dbrx",), "dbrx.py", None, "no", "no", "yes", "softmax", False,
-              _SGL + "models/dbrx.py:117-122 (STANDARD output, never bound)"),
-    SGLangRow(("olmoe",), "olmoe.py", None, "no", "no", "no", "softmax", False,
-              _SGL + "models/olmoe.py:82-86, bind without method :97"),
-    SGLangRow(("ernie4_5_moe",), "ernie4.py", None, "no", "config", "yes", "softmax", False,
-              _SGL + "models/ernie4.py:96-101, bind without method :113"),
-    SGLangRow(("step3_text", "step3v", "step3_vl"), "step3_vl.py", None, "no", "no", "config",
-              "softmax", False,
-              _SGL + "models/step3_vl.py:132-135, bind without method :148"),
-    SGLangRow(("longcat_flash",), "longcat_flash.py", None, "no", "yes", "no", "softmax", False,
-              _SGL + "models/longcat_flash.py:291-295, bind without method :309"),
-    SGLangRow(("lfm2_moe",), "lfm2_moe.py", None, "no", "config", "config", "sigmoid", False,
-              _SGL + "models/lfm2_moe.py:142-147, bind without method :165"),
-    SGLangRow(("phimoe",), "phimoe.py", None, "no", "no", "no", "softmax", True,
-              _SGL + "models/phimoe.py:201-205, bind without method :218"),
-    SGLangRow(("hunyuan", "hunyuan_v1_moe"), "hunyuan.py", None, "no", "no", "config", "softmax",
-              False, _SGL + "models/hunyuan.py:150-153, bind without method :164"),
-    SGLangRow(("gemma4", "gemma4_text"), "gemma4_causal.py", None, "no", "no", "config",
-              "softmax", True,
-              _SGL + "models/gemma4_causal.py:279-282, bind without method :298"),
-    SGLangRow(("afmoe",), "afmoe.py", None, "config", "config", "config", "config", False,
-              _SGL + "models/afmoe.py:225-245 (never bound)"),
-    SGLangRow(("kimi_linear",), "kimi_linear.py", None, "yes", "yes", "config", "config", False,
-              _SGL + "models/kimi_linear.py:129-136, bind without method :144"),
+    SGLangRow(
+        model_types=("deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "kimi_k25", "glm_moe_dsa"),
+        file="deepseek_v2.py",
+        method="DeepSeekV3",
+        grouped=TopKSetting.YES,
+        bias=TopKSetting.NOAUX_TC,
+        renorm=TopKSetting.CONFIG,
+        scoring=None,
+        custom=False,
+        source=_SGL + "models/deepseek_v2.py:762-764 (getattr(config, 'routing_method_type', "
+            "DeepSeekV3)), MoEGate bias iff topk_method == noaux_tc :519, TopK grouped "
+            ":786-808, bind :828-832; GLM-5 = glm4_moe.py:1284 GlmMoeDsaForCausalLM("
+            "DeepseekV2ForCausalLM); Kimi-K2.5 = kimi_k25.py:693 DeepseekV3ForCausalLM",
+    ),
+    SGLangRow(
+        model_types=("deepseek_v4", "deepseek_v41"),
+        file="deepseek_v2.py",
+        method="DeepSeekV3",
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.YES,
+        renorm=TopKSetting.CONFIG,
+        scoring=None,
+        custom=False,
+        source=_SGL + "models/deepseek_v4.py:3155-3163 DeepseekV2MoE(is_deepseek_v4=True) -> "
+            "deepseek_v2.py:762-764 DeepSeekV3; DSV4 override use_grouped_topk=False, "
+            "sqrtsoftplus :809-827; hash layers HashTopK :770-782",
+        note="hash-routed layers use HashTopK, which never bypasses",
+    ),
+    SGLangRow(
+        model_types=("glm4_moe",),
+        file="glm4_moe.py",
+        method="DeepSeekV3",
+        grouped=TopKSetting.YES,
+        bias=TopKSetting.YES,
+        renorm=TopKSetting.CONFIG,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/glm4_moe.py:445 DeepSeekV3, Glm4MoeGate bias always :393, TopK "
+            "grouped :449-462 (no scoring_func: softmax default, unused by DeepSeekV3), "
+            "bind :463-466",
+    ),
+    SGLangRow(
+        model_types=("glm4_moe_lite",),
+        file="glm4_moe_lite.py",
+        method=None,
+        grouped=TopKSetting.YES,
+        bias=TopKSetting.YES,
+        renorm=TopKSetting.CONFIG,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/glm4_moe_lite.py:209-220 experts without routing_method_type, "
+            "TopK :223-238, bind without method :239",
+    ),
+    SGLangRow(
+        model_types=("nemotron_h",),
+        file="nemotron_h.py",
+        method="DeepSeekV3",
+        grouped=TopKSetting.YES,
+        bias=TopKSetting.YES,
+        renorm=TopKSetting.CONFIG,
+        scoring="sigmoid",
+        custom=False,
+        source=_SGL + "models/nemotron_h.py:288 DeepSeekV3, bias always :272, TopK grouped "
+            "sigmoid :291-301, bind :303-306",
+    ),
+    SGLangRow(
+        model_types=("mimo_v2", "mimo_v2_flash"),
+        file="mimo_v2.py",
+        method="rule:mimo_v2",
+        grouped=TopKSetting.YES,
+        bias=TopKSetting.NOAUX_TC,
+        renorm=TopKSetting.CONFIG,
+        scoring=None,
+        custom=False,
+        source=_SGL + "models/mimo_v2.py:446-450 DeepSeekV3 iff bias and norm_topk_prob else "
+            "None, bias iff topk_method == noaux_tc :385-398, TopK grouped :465-480, "
+            "bind :482-485",
+    ),
+    SGLangRow(
+        model_types=("minimax_m2",),
+        file="minimax_m2.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.CONFIG,
+        renorm=TopKSetting.YES,
+        scoring=None,
+        custom=False,
+        source=_SGL + "models/minimax_m2.py:537-553 (no routing_method_type), bind without "
+            "method :554",
+    ),
+    SGLangRow(
+        model_types=("qwen2_moe", "qwen3_next", "qwen3_5_moe", "qwen3_5_moe_text"),
+        file="qwen2_moe.py",
+        method="RenormalizeNaive",
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.CONFIG,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/qwen2_moe.py:336 RenormalizeNaive, TopK :307-311, bind :343-346; "
+            "Qwen3-Next qwen3_next.py:549,706 and Qwen3.5 qwen3_5.py:1148,1382 use "
+            "Qwen2MoeSparseMoeBlock (norm_topk_prob default True, configs/qwen3_next.py)",
+    ),
+    SGLangRow(
+        model_types=("qwen3_moe", "qwen3_vl_moe", "qwen3_vl_moe_text"),
+        file="qwen3_moe.py",
+        method="Renormalize",
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.CONFIG,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/qwen3_moe.py:273 Renormalize, renormalize = norm_topk_prob "
+            "(default True, GGUF False) :253-263, bind :275-278; qwen3_vl_moe.py:34 reuses it",
+    ),
+    SGLangRow(
+        model_types=("llama4", "llama4_text"),
+        file="llama4.py",
+        method="Llama4",
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.NO,
+        scoring="sigmoid",
+        custom=True,
+        source=_SGL + "models/llama4.py:128 Llama4, TopK renormalize=False + custom_routing_"
+            "function :113-118, bind :131-134",
+    ),
+    SGLangRow(
+        model_types=("cohere2_moe",),
+        file="cohere2_moe.py",
+        method="rule:cohere2",
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.CONFIG,
+        scoring=None,
+        custom=False,
+        source=_SGL + "models/cohere2_moe.py:250-266 (sigmoid: SigmoidRenorm / Sigmoid with "
+            "custom cohere2_sigmoid_topk when not renormalized; softmax: RenormalizeNaive / "
+            "Default), TopK :277-283, bind :298-301",
+    ),
+    SGLangRow(
+        model_types=("bailing_moe", "bailing_moe_v2"),
+        file="bailing_moe.py",
+        method="rule:bailing",
+        grouped=TopKSetting.CONFIG,
+        bias=TopKSetting.CONFIG,
+        renorm=TopKSetting.CONFIG,
+        scoring=None,
+        custom=False,
+        source=_SGL + "models/bailing_moe.py:305-310 (norm_topk_prob: DeepSeekV3 if grouped + "
+            "bias, RenormalizeNaive if ungrouped without bias, else None), grouped "
+            ":222-232, TopK :291-302, bind :326-329",
+    ),
+    SGLangRow(
+        model_types=("step3p5",),
+        file="step3p5.py",
+        method="Renormalize",
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.CONFIG,
+        renorm=TopKSetting.YES,
+        scoring="sigmoid",
+        custom=False,
+        source=_SGL + "models/step3p5.py:161 Renormalize, but TopK is sigmoid + router bias "
+            ":142-150, bind :164-167",
+    ),
+    SGLangRow(
+        model_types=("exaone_moe",),
+        file="exaone_moe.py",
+        method="RenormalizeNaive",
+        grouped=TopKSetting.YES,
+        bias=TopKSetting.YES,
+        renorm=TopKSetting.CONFIG,
+        scoring="sigmoid",
+        custom=False,
+        source=_SGL + "models/exaone_moe.py:169 RenormalizeNaive, but TopK is grouped sigmoid + "
+            "bias :172-183, bind :184-187",
+    ),
+    SGLangRow(
+        model_types=("gpt_oss",),
+        file="gpt_oss.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.YES,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/gpt_oss.py:222-226 (no routing_method_type), bind without method "
+            ":255; the flashinfer_mxfp4 backend bypasses TopK anyway (topk.py:796-797) and "
+            "routes in-kernel with method 1 = Renormalize (moe_runner/flashinfer_trtllm.py:1331)",
+        note="with --moe-runner-backend flashinfer_mxfp4 the kernel routes anyway "
+            "(hard-coded Renormalize)",
+    ),
+    SGLangRow(
+        model_types=("mixtral",),
+        file="mixtral.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.YES,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/mixtral.py:94-98, bind without method :110",
+    ),
+    SGLangRow(
+        model_types=("granitemoe", "granitemoeshared", "granitemoehybrid"),
+        file="granitemoe.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.YES,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/granitemoe.py:136-140, bind without method :153; "
+            "granitemoehybrid.py:41 reuses GraniteMoeMoE",
+    ),
+    SGLangRow(
+        model_types=("dbrx",),
+        file="dbrx.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.YES,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/dbrx.py:117-122 (STANDARD output, never bound)",
+    ),
+    SGLangRow(
+        model_types=("olmoe",),
+        file="olmoe.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.NO,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/olmoe.py:82-86, bind without method :97",
+    ),
+    SGLangRow(
+        model_types=("ernie4_5_moe",),
+        file="ernie4.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.CONFIG,
+        renorm=TopKSetting.YES,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/ernie4.py:96-101, bind without method :113",
+    ),
+    SGLangRow(
+        model_types=("step3_text", "step3v", "step3_vl"),
+        file="step3_vl.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.CONFIG,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/step3_vl.py:132-135, bind without method :148",
+    ),
+    SGLangRow(
+        model_types=("longcat_flash",),
+        file="longcat_flash.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.YES,
+        renorm=TopKSetting.NO,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/longcat_flash.py:291-295, bind without method :309",
+    ),
+    SGLangRow(
+        model_types=("lfm2_moe",),
+        file="lfm2_moe.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.CONFIG,
+        renorm=TopKSetting.CONFIG,
+        scoring="sigmoid",
+        custom=False,
+        source=_SGL + "models/lfm2_moe.py:142-147, bind without method :165",
+    ),
+    SGLangRow(
+        model_types=("phimoe",),
+        file="phimoe.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.NO,
+        scoring="softmax",
+        custom=True,
+        source=_SGL + "models/phimoe.py:201-205, bind without method :218",
+    ),
+    SGLangRow(
+        model_types=("hunyuan", "hunyuan_v1_moe"),
+        file="hunyuan.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.CONFIG,
+        scoring="softmax",
+        custom=False,
+        source=_SGL + "models/hunyuan.py:150-153, bind without method :164",
+    ),
+    SGLangRow(
+        model_types=("gemma4", "gemma4_text"),
+        file="gemma4_causal.py",
+        method=None,
+        grouped=TopKSetting.NO,
+        bias=TopKSetting.NO,
+        renorm=TopKSetting.CONFIG,
+        scoring="softmax",
+        custom=True,
+        source=_SGL + "models/gemma4_causal.py:279-282, bind without method :298",
+    ),
+    SGLangRow(
+        model_types=("afmoe",),
+        file="afmoe.py",
+        method=None,
+        grouped=TopKSetting.CONFIG,
+        bias=TopKSetting.CONFIG,
+        renorm=TopKSetting.CONFIG,
+        scoring=None,
+        custom=False,
+        source=_SGL + "models/afmoe.py:225-245 (never bound)",
+    ),
+    SGLangRow(
+        model_types=("kimi_linear",),
+        file="kimi_linear.py",
+        method=None,
+        grouped=TopKSetting.YES,
+        bias=TopKSetting.YES,
+        renorm=TopKSetting.CONFIG,
+        scoring=None,
+        custom=False,
+        source=_SGL + "models/kimi_linear.py:129-136, bind without method :144",
+    ),
 )
 SGLANG_LABELS: dict[str, SGLangRow] = {mt: row for row in SGLANG_ROWS for mt in row.model_types}
 # model types with no native model file in SGLang 0.5.23 (srt/models/ has none)
@@ -480,20 +725,11 @@ def sglang_routing(spec: MoESpec) -> dict[str, Any] | None:
     row = SGLANG_LABELS.get(spec.model_type)
     if row is None:
         return None
-    cfg_of = {"yes": True, "no": False}
-    if row.grouped == "config":
-        grouped = (spec.n_group or 0) > 0 or (spec.topk_group or 0) > 0
-    else:
-        grouped = cfg_of[row.grouped]
-    if row.bias == "noaux_tc":
-        bias = (spec.topk_method == "noaux_tc" if spec.topk_method is not None
-                else spec.has_correction_bias)
-    elif row.bias == "config":
-        bias = spec.has_correction_bias
-    else:
-        bias = cfg_of[row.bias]
-    renorm = spec.renormalize if row.renorm == "config" else cfg_of[row.renorm]
-    if row.scoring == "config":
+    grouped = row.grouped.resolve((spec.n_group or 0) > 0 or (spec.topk_group or 0) > 0)
+    bias = row.bias.resolve(spec.has_correction_bias, noaux_tc=(
+        spec.topk_method == "noaux_tc" if spec.topk_method is not None else spec.has_correction_bias))
+    renorm = row.renorm.resolve(spec.renormalize)
+    if row.scoring is None:
         scoring = ("sigmoid" if spec.custom_routing == "cohere2_sigmoid" else spec.scoring_func)
     else:
         scoring = row.scoring
