@@ -69,7 +69,7 @@ def test_fewer_gpus_than_the_layout_needs_is_one_line():
 def test_torchrun_world_must_match_the_layout():
     env = {"RANK": "0", "WORLD_SIZE": "4", "LOCAL_RANK": "0"}
     with pytest.raises(BadInputError, match=r"torchrun started 4 processes but .* needs 2 \(--nproc-per-node 2\)"):
-        D.check_world(S.plan_layout(ep=2), device_count=8, env=env)
+        D.check_world(S.plan_layout(dp=2, ep=True), device_count=8, env=env)
     assert D.torchrun_env(env) == (0, 4, 0)
     assert D.is_primary(env) and not D.is_primary({**env, "RANK": "3"}) and D.is_primary({})
 

@@ -13,7 +13,8 @@ from moe_inspect.layer import sharding as S
 # ----------------------------------------------------------------------------- layouts
 def test_no_parallel_flags_mean_one_gpu():
     assert S.plan_layout() is None
-    assert S.plan_layout(tp=1, dp=1, ep=1) is None
+    assert S.plan_layout(tp=1, dp=1, ep=False) is None
+    assert S.plan_layout(ep=True) is None  # vLLM: use_ep needs tp * dp > 1
 
 
 def test_tp_shards_every_expert_and_all_reduces():
@@ -22,28 +23,23 @@ def test_tp_shards_every_expert_and_all_reduces():
     assert p.label == "TP 2"
 
 
-def test_ep_alone_is_dp_with_expert_parallel_and_all_to_all():
+def test_dp_with_expert_parallel_is_the_all_to_all():
     # vLLM: --data-parallel-size 2 --enable-expert-parallel -> ep = 2, all2all kernels (dp > 1)
-    p = S.plan_layout(ep=2)
+    p = S.plan_layout(dp=2, ep=True)
     assert (p.scheme, p.world, p.moe_tp, p.moe_ep, p.dp) == ("ep-a2a", 2, 1, 2, 2)
     assert p.layout["all2all"] is True
 
 
 def test_tp_with_ep_keeps_tokens_replicated_without_all2all():
     # vLLM: --tensor-parallel-size 4 --enable-expert-parallel -> ep = 4, use_all2all_kernels False (dp == 1)
-    p = S.plan_layout(tp=4, ep=4)
+    p = S.plan_layout(tp=4, ep=True)
     assert (p.scheme, p.world, p.moe_tp, p.moe_ep, p.dp) == ("ep", 4, 1, 4, 1)
     assert p.layout["all2all"] is False
 
 
-def test_ep_size_must_be_tp_times_dp():
-    with pytest.raises(BadInputError, match=r"--ep 4: vLLM splits the experts over tp × dp = 2"):
-        S.plan_layout(tp=2, ep=4)
-
-
 @pytest.mark.parametrize("kw, msg", [
-    (dict(tp=2, dp=2, ep=4), "does not model TP and DP together"),
-    (dict(dp=2), "without expert parallelism"),
+    (dict(tp=2, dp=2, ep=True), "does not model TP and DP together"),
+    (dict(dp=2), "without --ep"),
     (dict(tp=0), "must be a positive integer"),
 ])
 def test_layouts_run_layer_does_not_run_are_refused_in_one_line(kw, msg):
@@ -54,7 +50,7 @@ def test_layouts_run_layer_does_not_run_are_refused_in_one_line(kw, msg):
 
 def test_companion_pairs_tp_with_ep_on_the_same_gpus():
     assert S.companion(S.plan_layout(tp=2)).scheme == "ep-a2a"
-    assert S.companion(S.plan_layout(ep=2)).scheme == "tp"
+    assert S.companion(S.plan_layout(dp=2, ep=True)).scheme == "tp"
 
 
 # ----------------------------------------------------------------------------- experts

@@ -9,7 +9,7 @@ terminated), so the CLI keeps its one-line, exit-2 contract.
 
 Per rank and token count, with the same global tokens for every scheme:
 
-* **route**: router GEMM + top-k (the same routing as one GPU: ``runner._route``) on the rank's
+* **route**: router GEMM + top-k (the same routing as one GPU with precomputed routing: :func:`route_tokens`) on the rank's
   tokens (all T when tokens are replicated, T/N under the all-to-all);
 * **dispatch**: TP: nothing; EP all-reduce: selecting the (token, expert) pairs this rank owns;
   EP all-to-all: the plan (one device->host copy of the split sizes), then NCCL
@@ -307,6 +307,30 @@ class _Payload:
     iters_min: int = 10
 
 
+def route_tokens(shapes, logits, bias, *, arch: int):
+    """(ids int32, weights fp32) as run-layer routes on one GPU with precomputed routing: FlashInfer's
+    ``fused_topk_deepseek`` for grouped DeepSeekV3 where it runs, else our reference router."""
+    import torch
+
+    from ..reference.routers import route
+    from .kernels import fused_topk_deepseek_ok
+
+    if shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1 and fused_topk_deepseek_ok(shapes, arch):
+        from flashinfer.fused_moe import fused_topk_deepseek
+
+        t = logits.shape[0]
+        vals = torch.empty((t, shapes.top_k), dtype=torch.float32, device=logits.device)
+        ids = torch.empty((t, shapes.top_k), dtype=torch.int32, device=logits.device)
+        b = bias if bias is not None else torch.zeros(shapes.num_experts, device=logits.device)
+        fused_topk_deepseek(logits.float().contiguous(), b.float().contiguous(), shapes.n_group, shapes.topk_group,
+                            shapes.top_k, float(shapes.routed_scaling_factor or 1.0), vals, ids)
+        return ids, vals
+    r = route(shapes.routing_method, logits, top_k=shapes.top_k, bias=bias, n_group=shapes.n_group,
+              topk_group=shapes.topk_group, routed_scaling_factor=shapes.routed_scaling_factor,
+              norm_topk_prob=shapes.norm_topk_prob, output_dtype=torch.bfloat16)
+    return r.topk_ids.to(torch.int32), r.topk_weights.float()
+
+
 def _median(xs):
     return statistics.median(xs) if xs else 0.0
 
@@ -320,7 +344,6 @@ def _rank_work(rank: int, world: int, p: _Payload, say) -> dict:
     from . import kernels as K
     from . import timing as T
     from .reference import compare, reference_moe, shared_expert_forward, tolerance_for
-    from .runner import _route
     from .weights import LayerWeights, load_checkpoint_layer, random_layer
 
     os.environ.update(NO_MULTICAST_ENV)
@@ -333,7 +356,7 @@ def _rank_work(rank: int, world: int, p: _Payload, say) -> dict:
                             timeout=datetime.timedelta(seconds=900))
     try:
         return _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_moe, shared_expert_forward,
-                          tolerance_for, _route, LayerWeights, load_checkpoint_layer, random_layer)
+                          tolerance_for, LayerWeights, load_checkpoint_layer, random_layer)
     finally:
         try:
             dist.destroy_process_group()
@@ -342,7 +365,7 @@ def _rank_work(rank: int, world: int, p: _Payload, say) -> dict:
 
 
 def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_moe, shared_expert_forward,
-               tolerance_for, _route, LayerWeights, load_checkpoint_layer, random_layer) -> dict:
+               tolerance_for, LayerWeights, load_checkpoint_layer, random_layer) -> dict:
     opts, shapes, path = p.opts, p.shapes, p.path
     major, minor = torch.cuda.get_device_capability(dev)
     arch = major * 10 + minor
@@ -368,8 +391,7 @@ def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_m
     hsz, k, e, inter = shapes.hidden_size, shapes.top_k, shapes.num_experts, shapes.intermediate_size
 
     def route(x):
-        ids, wts, _, _ = _route(shapes, w.router_logits(x), bias, arch=arch, torch=torch)
-        return ids, wts
+        return route_tokens(shapes, w.router_logits(x), bias, arch=arch)
 
     # ---- one ShardedMoE per scheme
     layers = []
@@ -402,6 +424,14 @@ def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_m
                                         expert_call=call, route=route, dist=dist, device=dev, ep_range=ep_range),
                        rw.expert_bytes(), rshapes))
         del tensors
+    from .tuning import cache_file, cached_entries, tune_context, tuning_status
+
+    tfile = cache_file(fi.version, arch)
+    tstatus = tuning_status(opts.autotune, tfile, entries_before=cached_entries(tfile))
+
+    def tctx():  # only rank 0 writes FlashInfer's autotune file; every rank reads it
+        return tune_context(opts.autotune, tfile if (rank == 0 or not opts.autotune) else None)
+
     tol = tolerance_for(opts.quant, path.quantized_activations)
     l2 = torch.cuda.get_device_properties(dev).L2_cache_size
     rows = []
@@ -421,8 +451,9 @@ def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_m
             mine = [x[lo:lo + cnt] for x in sets]
             say(f"{plan.label} T={n_tok}: first calls ({n_sets} token sets)")
             t1 = time.perf_counter()
-            for x in mine:  # compile / warm every shape variant
-                layer.forward(x)
+            with tctx():
+                for x in mine:  # compile / warm every shape variant (and tune, with --autotune)
+                    layer.forward(x)
             torch.cuda.synchronize()
             first_s = time.perf_counter() - t1
             # accuracy on set 0: gather the outputs and routing of every rank to rank 0
@@ -484,7 +515,7 @@ def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_m
         "arch": arch, "device": torch.cuda.get_device_name(dev), "world": world,
         "versions": {"flashinfer": fi.version, "torch": torch.__version__, "cuda": torch.version.cuda,
                      "nccl": _nccl_version(torch)},
-        "load_s": round(load_s, 2), "rows": rows, "weights_source": w.source,
+        "load_s": round(load_s, 2), "rows": rows, "weights_source": w.source, "tuning": tstatus,
     }
 
 
@@ -585,13 +616,14 @@ def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: C
         "all-gather every token to every rank instead" if any(pl.scheme == "ep-a2a" for pl in plans) else None,
         "phase times: median over iterations per rank, max over ranks; link GB/s = bytes a rank sends to "
         "other ranks / phase time (all-reduce: NCCL bus bytes 2(N-1)/N·T·H·2)",
-        "untuned FlashInfer default tactics" if not opts.autotune else "FlashInfer autotuned tactics",
+        res["tuning"]["note"],
     ]
     return {
         "model": desc.model.id if desc else None, "layer": layer, "shapes": shapes.to_dict(), "quant": opts.quant,
         "path": path.to_dict(), "plans": [pl.to_dict() for pl in plans],
         "gpu": {"name": res["device"], "arch": res["arch"], "count": res["world"]},
         "versions": res["versions"], "weights": {"source": res["weights_source"], "load_s": res["load_s"]},
+        "tuning": res["tuning"],
         "launcher": "torchrun" if tr is not None else "spawn",
         "env": dict(NO_MULTICAST_ENV),
         "rows": res["rows"], "passed": passed, "verdict": "pass" if passed else "fail",

@@ -127,3 +127,33 @@ def time_peer(peer: GroupedMMPeer, sets, *, repeat_ms: float, reference=None, to
             acc = compare(got, reference, tol)
             d["rel_l2"], d["passed"] = acc.rel_l2, acc.passed
     return d
+
+
+def peer_unavailable(weights, torch) -> str | None:
+    """Why the peer cannot run this layer here, or None."""
+    if not hasattr(torch, "_grouped_mm"):
+        return f"torch {torch.__version__} has no torch._grouped_mm (torch >= 2.8)"
+    if weights.tensors.get("w1_bias") is not None:
+        return "expert GEMM biases are not added by the grouped-GEMM peer"
+    dev = weights.device
+    if dev.type == "cuda" and torch.cuda.get_device_capability(dev)[0] < 9:
+        return "torch._grouped_mm needs SM90 or newer on CUDA"
+    return None
+
+
+def peer_row(weights, sets, *, repeat_ms: float, fi_median_us: float | None, quant: str, bench=None) -> dict:
+    """The peer's timing for one token count: ``sets`` = [(x, ids, wts), ...], the SAME token sets
+    (and routed ids/weights) FlashInfer was timed on. The BF16 peer weights are made once per layer."""
+    import torch
+
+    why = peer_unavailable(weights, torch)
+    if why:
+        return {"name": PEER_NAME, "error": why}
+    peer = getattr(weights, "_grouped_mm_peer", None)
+    if peer is None:
+        peer = GroupedMMPeer.from_weights(weights)
+        weights._grouped_mm_peer = peer  # one BF16 copy per layer, reused by every token count
+    try:
+        return time_peer(peer, sets, repeat_ms=repeat_ms, fi_median_us=fi_median_us, quant=quant, bench=bench)
+    except (RuntimeError, ValueError, NotImplementedError) as e:  # a torch build whose kernel refuses the shapes
+        return {"name": PEER_NAME, "error": " ".join(f"{type(e).__name__}: {e}".split())[:200]}

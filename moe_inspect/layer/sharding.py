@@ -15,10 +15,10 @@ run-layer runs three of vLLM's schemes (:data:`SCHEMES`):
 ``tp``            ``--tp N``: tokens replicated on every rank, each rank holds I/N of every expert
                   (rows ``[up_r | gate_r]`` of w1, columns r of w2), partial outputs all-reduced
                   (vLLM: ``FusedMoE`` with ``reduce_results`` -> ``tensor_model_parallel_all_reduce``)
-``ep``            ``--tp N --ep N``: tokens replicated, each rank runs its own experts on the tokens
+``ep``            ``--tp N --ep``: tokens replicated, each rank runs its own experts on the tokens
                   routed to them, partial outputs all-reduced (no all2all: vLLM's
                   ``use_all2all_kernels`` is False without DP)
-``ep-a2a``        ``--ep N`` (= ``--dp N --ep N``): each DP rank holds its own tokens; every token goes
+``ep-a2a``        ``--dp N --ep``: each DP rank holds its own tokens; every token goes
                   once to each rank that owns one of its experts (all-to-all dispatch, with its top-k
                   ids and weights), the owners run their experts, the partial sums come back with a
                   second all-to-all and are added at the source
@@ -62,34 +62,29 @@ class ShardPlan:
                 "moe_ep": self.moe_ep, "dp": self.dp, "layout": self.layout, "layout_text": self.layout_text}
 
 
-def plan_layout(tp: int | None = None, dp: int | None = None, ep: int | None = None) -> ShardPlan | None:
-    """The ShardPlan for run-layer's ``--tp/--dp/--ep``; None when all are absent or 1 (one GPU).
+def plan_layout(tp: int | None = None, dp: int | None = None, ep: bool = False) -> ShardPlan | None:
+    """The ShardPlan for run-layer's ``--tp/--dp/--ep`` (the flags ``check`` takes, as ``vllm serve``
+    names them); None when the layout is one GPU.
 
-    ``--ep N`` is vLLM's ``--enable-expert-parallel`` with ``N = tp · dp`` experts groups; alone it
-    means ``--dp N`` (each rank its own tokens, all-to-all), with ``--tp N`` it is TP + EP.
+    ``--tp N``: experts tensor-sharded; ``--tp N --ep``: experts split, tokens replicated (no all2all);
+    ``--dp N --ep``: experts split, each rank its own tokens, all-to-all.
     """
     from ..deploy.layout import derive_layout
 
-    for name, v in (("--tp", tp), ("--dp", dp), ("--ep", ep)):
+    for name, v in (("--tp", tp), ("--dp", dp)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise BadInputError(f"{name} {v!r}: must be a positive integer")
-    if (tp or 1) == 1 and (dp or 1) == 1 and (ep or 1) == 1:
-        return None
-    if ep is not None and ep > 1:
-        if tp is None and dp is None:
-            dp = ep
-        if (tp or 1) * (dp or 1) != ep:
-            raise BadInputError(f"--ep {ep}: vLLM splits the experts over tp × dp = {(tp or 1) * (dp or 1)} ranks "
-                                f"(--tp {tp or 1} --dp {dp or 1}); give --ep {(tp or 1) * (dp or 1)} or change --tp/--dp")
-    lay = derive_layout(tp=tp or 1, dp=dp or 1, ep_enabled=bool(ep and ep > 1))
+    lay = derive_layout(tp=tp or 1, dp=dp or 1, ep_enabled=bool(ep))
     if lay.refusals:
         raise BadInputError(f"vLLM refuses this layout: {lay.refusals[0]}")
+    if lay.gpus == 1:
+        return None
     if lay.tp > 1 and lay.dp > 1:
         raise UnsupportedError(f"--tp {lay.tp} with --dp {lay.dp}: run-layer does not model TP and DP together "
-                               "(sequence-parallel MoE); use --tp N, --tp N --ep N or --ep N")
+                               "(sequence-parallel MoE); use --tp N, --tp N --ep or --dp N --ep")
     if lay.dp > 1 and not lay.use_ep:
-        raise UnsupportedError(f"--dp {lay.dp} without expert parallelism (experts tensor-sharded over the DP ranks "
-                               "with all-gather dispatch) is not modelled by run-layer; use --tp N or --ep N")
+        raise UnsupportedError(f"--dp {lay.dp} without --ep (experts tensor-sharded over the DP ranks with all-gather "
+                               "dispatch) is not modelled by run-layer; use --tp N or --dp N --ep")
     if lay.use_ep:
         scheme = "ep-a2a" if lay.use_all2all_kernels else "ep"
     else:
@@ -100,7 +95,7 @@ def plan_layout(tp: int | None = None, dp: int | None = None, ep: int | None = N
 def companion(plan: ShardPlan) -> ShardPlan:
     """The other scheme on the same GPUs, for TP-vs-EP tables: TP N <-> EP N (all-to-all)."""
     n = plan.world
-    return plan_layout(ep=n) if plan.scheme == "tp" else plan_layout(tp=n)
+    return plan_layout(dp=n, ep=True) if plan.scheme == "tp" else plan_layout(tp=n)
 
 
 # ----------------------------------------------------------------------------- experts
