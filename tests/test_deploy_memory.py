@@ -58,7 +58,7 @@ def test_deepseek_v3_fp8_fits_8x_h200():
     assert m.kv_cache_gib == pytest.approx(126.9 - 79.3, abs=0.1)
     # MLA: (kv_lora_rank 512 + qk_rope_head_dim 64) x 2 B x 61 layers = 70,272 B per token, not split by TP
     assert m.kv_bytes_per_token == 70272
-    assert m.kv_tokens == int(m.kv_cache_gib * GIB // 70272) or abs(m.kv_tokens - 727_400) < 1000
+    assert 725_000 < m.kv_tokens < 730_000  # 47.6 GiB / 70,272 B ≈ 727,500 tokens
     assert m.max_model_len == 163840 and m.kv_fits_max_model_len is True and m.load_error is None
 
 

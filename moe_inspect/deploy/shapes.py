@@ -1015,11 +1015,13 @@ def _per_rank(ctx: ShapeContext) -> dict:
     return d
 
 
-def shape_report(desc, layout: Layout, *, scheme: str, arch: int, config: dict | None = None) -> ShapeReport:
+def shape_report(desc, layout: Layout, *, scheme: str, arch: int, config: dict | None = None,
+                 ctx: ShapeContext | None = None) -> ShapeReport:
     """Every :data:`SHAPE_GATES` row for ``desc`` under ``layout`` with ``scheme`` on ``arch``.
 
-    ``config`` is the raw config.json (read from the model's directory or the catalog when None)."""
-    ctx = build_context(desc, layout, scheme=scheme, arch=arch, config=config)
+    ``config`` is the raw config.json (read from the model's directory or the catalog when None);
+    ``ctx`` a context from :func:`build_context` to reuse (memory_estimate takes the same one)."""
+    ctx = ctx or build_context(desc, layout, scheme=scheme, arch=arch, config=config)
     if not ctx.I or not ctx.H:
         ctx.notes.append("routed-expert shape gates not checked: the model's expert width or hidden size is unknown")
     out: dict[str, Any] = {"errors": [], "adjustments": [], "blocks": {}, "backend_adj": {}}
@@ -1034,9 +1036,11 @@ def shape_report(desc, layout: Layout, *, scheme: str, arch: int, config: dict |
 
 
 def gate_table() -> list[dict]:
-    """SHAPE_GATES as rows for docs/check.md: name, scheme, applies, rule, message, source."""
+    """SHAPE_GATES as rows for docs/check.md: name, scheme, applies, rule, message, source, outcome,
+    verbatim (False: the message is ours — vLLM asserts without text, changes sizes silently, or
+    wraps a kernel's reason)."""
     return [{"name": g.name, "scheme": g.scheme, "applies": g.applies, "rule": g.rule, "message": g.message,
-             "source": g.source, "outcome": g.outcome} for g in SHAPE_GATES]
+             "source": g.source, "outcome": g.outcome, "verbatim": g.verbatim} for g in SHAPE_GATES]
 
 
 __all__ = ["LoadError", "Adjustment", "ShapeReport", "ShapeGate", "SHAPE_GATES", "PADDINGS", "EPLB_SUPPORT",
