@@ -20,6 +20,7 @@ Rows are matched by ``model_type`` first (top level), then ``architectures[0]``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any
 
 VLLM = "vLLM v0.33 model_executor/models/"
@@ -74,6 +75,30 @@ ROUTER_DTYPE_KEYS = ("router_dtype", "moe_router_dtype")
 NESTED_CONFIG_KEYS = ("text_config", "language_config", "llm_config")
 
 
+class Grouped(Enum):
+    """Whether the model file asks vLLM for grouped top-k."""
+
+    NEVER = "never"
+    ALWAYS = "always"
+    IF_BOTH_SET = "if_both_set"  # iff n_group and topk_group are both non-null (Ling/Bailing)
+
+
+class Schedule(Enum):
+    """Which decoder layers are MoE layers: the reader in ``normalize.SCHEDULES``."""
+
+    ALL = "all"  # every layer
+    DEEPSEEK = "deepseek"  # first_k_dense_replace + moe_layer_freq (int or list)
+    QWEN = "qwen"  # decoder_sparse_step + mlp_only_layers
+    LLAMA4 = "llama4"  # moe_layers / interleave_moe_layer_step
+    ERNIE = "ernie"  # moe_layer_start_index / end_index / interval
+    JAMBA = "jamba"  # expert_layer_period + offset
+    MLP_LAYER_TYPES = "mlp_layer_types"  # a per-layer list of dense/sparse
+    NEMOTRON_H = "nemotron_h"  # hybrid_override_pattern "E" characters
+    STEP3 = "step3"  # moe_layers_enum
+    DENSE_PREFIX = "dense_prefix"  # num_dense_layers
+    GENERIC = "generic"  # whichever of the above keys the config has
+
+
 @dataclass(frozen=True)
 class Rule:
     """How one MoESpec field is obtained.
@@ -104,9 +129,7 @@ class ArchRow:
     # scoring value -> renormalize forced False for other scorings (AFMoE: route_norm only for sigmoid)
     renormalize_only_for: str | None = None
     scaling: Rule = Rule(SCALING_KEYS)
-    # "always": the model always asks vLLM for grouped top-k; "never"; "if_both_set": iff
-    # n_group and topk_group are both non-null (Ling/Bailing)
-    grouped: str = "never"
+    grouped: Grouped = Grouped.NEVER
     n_group: Rule = Rule(NGROUP_KEYS)
     topk_group: Rule = Rule(TOPKGROUP_KEYS)
     topk_method: tuple[str, ...] = ()
@@ -122,14 +145,20 @@ class ArchRow:
     shared_count_forced: int | None = None  # Llama-4: always one shared expert
     activation: Rule = Rule(("hidden_act",), default="silu")
     layers: tuple[str, ...] = LAYERS_KEYS
-    # name of the MoE-layer schedule (normalize.SCHEDULES): "all", "deepseek", "qwen", "llama4",
-    # "ernie", "jamba", "mlp_layer_types", "nemotron_h", "step3", "dense_prefix", "generic"
-    schedule: str = "all"
+    schedule: Schedule = Schedule.ALL
     mtp: tuple[str, ...] = MTP_KEYS
     # config key that must be truthy for an MTP key to count (MiniMax: use_mtp)
     mtp_enable_key: str | None = None
     # config key that, when present and False, means the model has no MoE (Gemma-4 dense)
     moe_enable_key: str | None = None
+    # config key of the p of the p-norm the model normalizes its top-k weights with (DBRX); a note
+    # says so when p != 1 (vLLM divides by the sum)
+    pnorm_key: str | None = None
+    # hash-routed layers (DeepSeek-V4) when num_hash_layers is absent: the count of this entry in
+    # mlp_layer_types, else ``hash_layers_default`` (``hash_layers_source`` says whose default)
+    hash_layer_type: str | None = None
+    hash_layers_default: int | None = None
+    hash_layers_source: str = ""
     notes: tuple[str, ...] = field(default=())
 
 
@@ -152,10 +181,10 @@ _DEEPSEEK = ArchRow(
     # supplies True (DeepseekV2Config: False, set on the deepseek_v2 row below)
     renormalize=Rule(("norm_topk_prob",), default=True),
     scaling=Rule(("routed_scaling_factor",)),
-    grouped="always",
+    grouped=Grouped.ALWAYS,
     topk_method=("topk_method",),
     router_dtype=Rule(("moe_router_dtype",)),
-    schedule="deepseek",
+    schedule=Schedule.DEEPSEEK,
 )
 
 ROWS: tuple[ArchRow, ...] = (
@@ -181,10 +210,15 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(("topk_method=noaux_tc",), default=False),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
-        grouped="never",
+        grouped=Grouped.NEVER,
         topk_method=("topk_method",),
         router_dtype=Rule(forced="float32"),  # vLLM v0.33 wheel: router_logits_dtype=float32
-        schedule="all",
+        schedule=Schedule.ALL,
+        # vLLM 0.33.0 counts "hash_moe" entries of mlp_layer_types, a list transformers derives from
+        # num_hash_layers (default 3 in DeepseekV4Config)
+        hash_layer_type="hash_moe",
+        hash_layers_default=3,
+        hash_layers_source="transformers DeepseekV4Config default num_hash_layers=3",
         notes=("DeepSeek-V4: the first num_hash_layers layers route by tid2eid[token_id] (hash routing); "
                "fused-routing kernels reject them",),
     ),
@@ -204,7 +238,7 @@ ROWS: tuple[ArchRow, ...] = (
         router_dtype=Rule(forced="float32"),
         expert_width=("intermediate_size",),
         shared_width=("shared_intermediate_size",),
-        schedule="all",
+        schedule=Schedule.ALL,
         mtp=("num_mtp_modules",),
         mtp_enable_key="use_mtp",
     ),
@@ -220,7 +254,7 @@ ROWS: tuple[ArchRow, ...] = (
         renormalize=Rule(("norm_topk_prob",), forced=True),
         expert_width=("intermediate_size",),
         shared_width=("shared_intermediate_size",),
-        schedule="all",
+        schedule=Schedule.ALL,
         notes=("MiniMax-Text-01/M1 support was removed from vLLM in v0.23",),
     ),
     ArchRow(
@@ -235,7 +269,7 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(forced=False),
         renormalize=Rule(("norm_topk_prob",), default=False),
         shared_width=("shared_expert_intermediate_size",),
-        schedule="qwen",
+        schedule=Schedule.QWEN,
     ),
     ArchRow(
         family="qwen3_moe",
@@ -250,7 +284,7 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(forced=False),
         renormalize=Rule(("norm_topk_prob",), default=False),
         shared_width=("shared_expert_intermediate_size",),
-        schedule="qwen",
+        schedule=Schedule.QWEN,
     ),
     ArchRow(
         family="qwen3_next",
@@ -264,7 +298,7 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(forced=False),
         renormalize=Rule(("norm_topk_prob",), default=True),
         shared_width=("shared_expert_intermediate_size",),
-        schedule="qwen",
+        schedule=Schedule.QWEN,
         mtp=("mtp_num_hidden_layers", "num_nextn_predict_layers"),
     ),
     ArchRow(
@@ -280,7 +314,7 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(forced=False),
         renormalize=Rule(("norm_topk_prob",), default=True),
         shared_width=("shared_expert_intermediate_size",),
-        schedule="qwen",
+        schedule=Schedule.QWEN,
         mtp=("mtp_num_hidden_layers", "num_nextn_predict_layers"),
     ),
     ArchRow(
@@ -301,7 +335,7 @@ ROWS: tuple[ArchRow, ...] = (
         renormalize=Rule(("norm_topk_prob",), forced=True),
         expert_width=("intermediate_size",),
         shared_width=("shared_intermediate_size",),
-        schedule="all",
+        schedule=Schedule.ALL,
     ),
     ArchRow(
         family="dbrx",
@@ -317,7 +351,8 @@ ROWS: tuple[ArchRow, ...] = (
         activation=Rule(("ffn_config.ffn_act_fn.name",), default="silu"),
         hidden=("d_model", "hidden_size"),
         layers=("n_layers", "num_hidden_layers"),
-        schedule="all",
+        schedule=Schedule.ALL,
+        pnorm_key="ffn_config.moe_normalize_expert_weights",
         notes=("DBRX normalizes the top-k weights with a p-norm (ffn_config.moe_normalize_expert_weights); "
                "vLLM renormalizes (p = 1)",),
     ),
@@ -332,7 +367,7 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(forced=False),
         renormalize=Rule(("norm_topk_prob",), forced=False),
         expert_width=("intermediate_size",),
-        schedule="jamba",  # OLMoE has no expert_layer_period key -> every layer
+        schedule=Schedule.JAMBA,  # OLMoE has no expert_layer_period key -> every layer
     ),
     ArchRow(
         family="llama4",
@@ -351,7 +386,7 @@ ROWS: tuple[ArchRow, ...] = (
         shared_count=(),
         shared_width=(),
         shared_count_forced=1,
-        schedule="llama4",
+        schedule=Schedule.LLAMA4,
         notes=("Llama-4 routes top-1 then sigmoid and applies the weight to the expert INPUT "
                "(apply_router_weight_on_input)",),
     ),
@@ -369,9 +404,9 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(("topk_method=noaux_tc",), forced=True),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
-        grouped="always",
+        grouped=Grouped.ALWAYS,
         router_dtype=Rule(forced="float32"),
-        schedule="deepseek",
+        schedule=Schedule.DEEPSEEK,
         notes=("GLM-4.x: sigmoid scoring and the e_score_correction_bias are hard-coded in the model "
                "file; config.json has neither a scoring_func nor a topk_method key",),
     ),
@@ -389,10 +424,10 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(("topk_method=noaux_tc",), default=False),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
-        grouped="always",
+        grouped=Grouped.ALWAYS,
         topk_method=("topk_method",),
         router_dtype=Rule(forced="float32"),
-        schedule="mlp_layer_types",
+        schedule=Schedule.MLP_LAYER_TYPES,
     ),
     ArchRow(
         family="gpt_oss",
@@ -409,7 +444,7 @@ ROWS: tuple[ArchRow, ...] = (
         linear_router_bias=Rule(forced=True),
         expert_width=("intermediate_size",),
         activation=Rule(forced="swigluoai"),
-        schedule="all",
+        schedule=Schedule.ALL,
         notes=("gpt-oss: mlp.router.bias is a linear-layer bias added to the logits (changes selection "
                "AND weights); it is not a selection-only correction bias",),
     ),
@@ -425,7 +460,7 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(forced=True),
         renormalize=Rule(forced=True),
         shared_count=("moe_num_shared_experts",),
-        schedule="ernie",
+        schedule=Schedule.ERNIE,
         notes=("ERNIE-4.5: softmax with a selection bias (moe_statics) -- no FlashInfer routing method "
                "implements it (vLLM: Unspecified)",),
     ),
@@ -441,7 +476,7 @@ ROWS: tuple[ArchRow, ...] = (
         renormalize=Rule(("norm_expert_weight",), default=True),
         shared_count=(),
         shared_width=("share_expert_dim",),
-        schedule="step3",
+        schedule=Schedule.STEP3,
     ),
     ArchRow(
         family="step3p5",
@@ -458,7 +493,7 @@ ROWS: tuple[ArchRow, ...] = (
         router_dtype=Rule(forced="float32"),
         shared_count=(),
         shared_width=("share_expert_dim",),
-        schedule="step3",
+        schedule=Schedule.STEP3,
     ),
     ArchRow(
         family="bailing_moe",
@@ -472,11 +507,11 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(("moe_router_enable_expert_bias",), default=False),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
-        grouped="if_both_set",
+        grouped=Grouped.IF_BOTH_SET,
         router_dtype=Rule(("router_dtype",)),
         shared_count=("num_shared_experts",),
         shared_width=("moe_shared_expert_intermediate_size",),
-        schedule="deepseek",
+        schedule=Schedule.DEEPSEEK,
         notes=("Ling/Bailing: vLLM multiplies by routed_scaling_factor after the experts, outside the "
                "router (FusedMoE gets no routed_scaling_factor)",),
     ),
@@ -492,7 +527,7 @@ ROWS: tuple[ArchRow, ...] = (
         renormalize=Rule(forced=False),
         custom_routing=Rule(forced="phimoe"),
         expert_width=("intermediate_size",),
-        schedule="all",
+        schedule=Schedule.ALL,
     ),
     ArchRow(
         family="gemma4",
@@ -506,7 +541,7 @@ ROWS: tuple[ArchRow, ...] = (
         renormalize=Rule(forced=True),
         custom_routing=Rule(forced="gemma4"),
         activation=Rule(("hidden_activation", "hidden_act"), default="gelu"),
-        schedule="all",
+        schedule=Schedule.ALL,
         moe_enable_key="enable_moe_block",
     ),
     ArchRow(
@@ -523,7 +558,7 @@ ROWS: tuple[ArchRow, ...] = (
         scaling=Rule(("routed_scaling_factor",)),
         router_dtype=Rule(("router_dtype",), default="float32"),
         expert_width=("expert_ffn_hidden_size", "moe_intermediate_size"),
-        schedule="all",
+        schedule=Schedule.ALL,
         notes=("LongCat-Flash: zero (identity) experts take part in the top-k; vLLM uses ZeroExpertRouter",),
     ),
     ArchRow(
@@ -537,9 +572,9 @@ ROWS: tuple[ArchRow, ...] = (
         scoring=Rule(("scoring_func",), forced="sigmoid"),
         bias=Rule(forced=True),
         renormalize=Rule(("norm_topk_prob",), default=True),
-        grouped="always",
+        grouped=Grouped.ALWAYS,
         router_dtype=Rule(("moe_router_dtype",), default="float32"),
-        schedule="deepseek",
+        schedule=Schedule.DEEPSEEK,
     ),
     ArchRow(
         family="exaone_moe",
@@ -553,9 +588,9 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(forced=True),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
-        grouped="always",
+        grouped=Grouped.ALWAYS,
         shared_count=("num_shared_experts",),
-        schedule="mlp_layer_types",
+        schedule=Schedule.MLP_LAYER_TYPES,
     ),
     ArchRow(
         family="nemotron_h",
@@ -569,12 +604,12 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(forced=True),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
-        grouped="always",
+        grouped=Grouped.ALWAYS,
         router_dtype=Rule(forced="float32"),
         shared_count=("n_shared_experts",),
         shared_width=("moe_shared_expert_intermediate_size",),
         activation=Rule(("mlp_hidden_act",), default="relu2"),
-        schedule="nemotron_h",
+        schedule=Schedule.NEMOTRON_H,
         notes=("Nemotron-H experts are NOT gated (up_proj/down_proj only, relu2 activation)",),
     ),
     ArchRow(
@@ -589,10 +624,10 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(("use_expert_bias",), default=False),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
-        grouped="always",
+        grouped=Grouped.ALWAYS,
         n_group=Rule(NGROUP_KEYS, forced=1),
         topk_group=Rule(TOPKGROUP_KEYS, forced=1),
-        schedule="dense_prefix",
+        schedule=Schedule.DENSE_PREFIX,
     ),
     ArchRow(
         family="openpangu",
@@ -606,10 +641,10 @@ ROWS: tuple[ArchRow, ...] = (
         bias=Rule(("router_enable_expert_bias",), default=False),
         renormalize=Rule(("norm_topk_prob",), default=True),
         scaling=Rule(("routed_scaling_factor",)),
-        grouped="always",
+        grouped=Grouped.ALWAYS,
         n_group=Rule(NGROUP_KEYS, forced=1),
         topk_group=Rule(TOPKGROUP_KEYS, forced=1),
-        schedule="deepseek",
+        schedule=Schedule.DEEPSEEK,
     ),
     ArchRow(
         family="afmoe",
@@ -624,10 +659,10 @@ ROWS: tuple[ArchRow, ...] = (
         renormalize=Rule(("route_norm",), default=True),
         renormalize_only_for="sigmoid",
         scaling=Rule(("route_scale",)),
-        grouped="always",
+        grouped=Grouped.ALWAYS,
         router_dtype=Rule(forced="float32"),
         shared_count=("num_shared_experts",),
-        schedule="dense_prefix",
+        schedule=Schedule.DENSE_PREFIX,
     ),
     ArchRow(
         family="cohere2_moe",
@@ -644,7 +679,7 @@ ROWS: tuple[ArchRow, ...] = (
         expert_width=("intermediate_size",),
         shared_count=("num_shared_experts",),
         shared_width=(),
-        schedule="mlp_layer_types",
+        schedule=Schedule.MLP_LAYER_TYPES,
     ),
     ArchRow(
         family="hunyuan",
@@ -660,7 +695,7 @@ ROWS: tuple[ArchRow, ...] = (
         expert_width=("moe_intermediate_size",),
         shared_count=("num_shared_expert",),
         shared_width=(),
-        schedule="all",
+        schedule=Schedule.ALL,
         notes=("HunYuan-A13B runs through vLLM's Transformers backend (routing method Custom)",),
     ),
 )
@@ -673,10 +708,10 @@ GENERIC = ArchRow(
     scoring=Rule(SCORING_KEYS, default="softmax"),
     bias=Rule(BIAS_KEYS, default=False),
     renormalize=Rule(RENORM_KEYS, default=True),
-    grouped="if_both_set",
+    grouped=Grouped.IF_BOTH_SET,
     topk_method=("topk_method",),
     expert_width=WIDTH_KEYS,
-    schedule="generic",
+    schedule=Schedule.GENERIC,
     mtp=MTP_KEYS + ("num_mtp_modules",),
     mtp_enable_key="use_mtp",
 )

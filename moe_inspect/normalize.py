@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from . import archs
-from .archs import ArchRow, Rule
+from .archs import ArchRow, Grouped, Rule, Schedule
 from .errors import ConfigError, NotMoEError
 from .spec import MoESpec, TensorEvidence, TensorInfo
 
@@ -142,6 +142,15 @@ class _Builder:
         self.notes: list[str] = []
         self.warnings: list[str] = []
         self.per_layer: dict[str, dict[int, Any]] = {}
+        # filled by the section readers, in order
+        self.label = "model"
+        self.ekey: str | None = None  # expert-count key and raw value
+        self.eraw: Any = None
+        self.tkey: str | None = None  # top-k key and raw value
+        self.traw: Any = None
+        self.n_layers: int | None = None
+        self.moe_layers: list[int] = []
+        self.bias: bool | None = None  # has_correction_bias as the rule resolved it (None: no key)
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -164,6 +173,12 @@ class _Builder:
         return f"guessed:{why}" if self.generic else self.arch_prov()
 
     # -- reading ------------------------------------------------------------------------------
+
+    def per_layer_value(self, name: str, raw: Any, key: str, conv: Callable[[Any, str], Any]) -> Any:
+        """Set ``name`` from ``key``: a scalar, or a per-layer list (see :func:`_list_or_scalar`)."""
+        value = _list_or_scalar(self, name, raw, self.path(key), self.moe_layers, self.n_layers, conv)
+        self.set(name, value, f"config:{self.path(key)}")
+        return value
 
     def first(self, keys: tuple[str, ...]) -> tuple[str | None, Any]:
         """First present, non-null key among ``keys`` -> (key, raw value). Warns when aliases
@@ -385,21 +400,20 @@ def _sched_generic(b: _Builder, n: int) -> tuple[list[int], str]:
     return _sched_all(b, n)
 
 
-SCHEDULES: dict[str, _Schedule] = {
-    "all": _sched_all,
-    "deepseek": _sched_deepseek,
-    "qwen": _sched_qwen,
-    "llama4": _sched_llama4,
-    "ernie": _sched_ernie,
-    "jamba": _sched_jamba,
-    "mlp_layer_types": _sched_mlp_layer_types,
-    "nemotron_h": _sched_nemotron_h,
-    "step3": _sched_step3,
-    "dense_prefix": _sched_dense_prefix,
-    "generic": _sched_generic,
+SCHEDULES: dict[Schedule, _Schedule] = {
+    Schedule.ALL: _sched_all,
+    Schedule.DEEPSEEK: _sched_deepseek,
+    Schedule.QWEN: _sched_qwen,
+    Schedule.LLAMA4: _sched_llama4,
+    Schedule.ERNIE: _sched_ernie,
+    Schedule.JAMBA: _sched_jamba,
+    Schedule.MLP_LAYER_TYPES: _sched_mlp_layer_types,
+    Schedule.NEMOTRON_H: _sched_nemotron_h,
+    Schedule.STEP3: _sched_step3,
+    Schedule.DENSE_PREFIX: _sched_dense_prefix,
+    Schedule.GENERIC: _sched_generic,
 }
-for _row in archs.all_rows():
-    assert _row.schedule in SCHEDULES, (_row.family, _row.schedule)
+assert set(SCHEDULES) == set(Schedule)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,8 +493,20 @@ def normalize(config: dict, evidence: TensorEvidence | None = None) -> tuple[MoE
     """Normalize a config.json dict (and optionally the first MoE layer's tensor evidence) into a
     :class:`MoESpec`. Returns ``(spec, warnings)``.
 
-    Raises :class:`ConfigError` for malformed values and :class:`NotMoEError` for dense models.
+    Each section reader below (``_SECTIONS``, in order) reads what the architecture row names for
+    its fields. Raises :class:`ConfigError` for malformed values and :class:`NotMoEError` for
+    dense models.
     """
+    b = _identify(config)
+    for read in _SECTIONS:
+        read(b)
+    if evidence is not None:
+        _apply_evidence(b, evidence)
+    return _build(b), b.warnings
+
+
+def _identify(config: dict) -> _Builder:
+    """model_type / architectures, the dict holding the MoE keys, and the architecture row."""
     if not isinstance(config, dict):
         raise ConfigError(f"{CONFIG_FILE}: expected a JSON object at the top level, got {_type_name(config)}")
     model_type = config.get("model_type")
@@ -496,7 +522,7 @@ def normalize(config: dict, evidence: TensorEvidence | None = None) -> tuple[MoE
     view, prefix, nested_mt = _moe_view(config)
     row, how = archs.match_row(model_type, architecture, nested_mt)
     b = _Builder(config, view, prefix, row)
-    label = model_type or nested_mt or architecture or "model"
+    b.label = model_type or nested_mt or architecture or "model"
     b.set("model_type", model_type or nested_mt or "unknown", "config:model_type" if model_type else
           (f"config:{prefix}model_type" if nested_mt else "default:no model_type key"), identity=True)
     if architecture:
@@ -508,90 +534,96 @@ def normalize(config: dict, evidence: TensorEvidence | None = None) -> tuple[MoE
     elif how == "nested_model_type":
         b.notes.append(f"matched by {prefix}model_type {nested_mt!r} -> row {row.family}")
     elif how == "generic":
-        b.warnings.append(f"{label}: unknown MoE architecture (model_type {model_type!r}, architecture "
+        b.warnings.append(f"{b.label}: unknown MoE architecture (model_type {model_type!r}, architecture "
                           f"{architecture!r}); every MoE field is guessed from generic keys")
     if prefix:
         b.notes.append(f"MoE keys read from nested {prefix.rstrip('.')}")
+    return b
 
-    # -- is it a MoE at all? -------------------------------------------------------------------
-    dense_msg = (f"{label}: no Mixture-of-Experts keys (num_experts/n_routed_experts/num_local_experts…): "
-                 "this looks like a dense model")
+
+def _count_key(b: _Builder, keys: tuple[str, ...], generic_keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    """The row's key for a count, else a generic alias (with a warning that the row does not read it)."""
+    key, raw = b.first(keys)
+    if key is None and keys != generic_keys:
+        key, raw = b.first(generic_keys)
+        if key is not None:
+            b.warnings.append(f"{b.row.family} reads {'/'.join(keys)} but the config has {b.path(key)}")
+    return key, raw
+
+
+def _read_moe_keys(b: _Builder) -> None:
+    """Is it a MoE at all: the expert-count and top-k keys (values are read later)."""
+    row, view = b.row, b.view
     if row.moe_enable_key and b.present(row.moe_enable_key):
         if not _boolean(_lookup(view, row.moe_enable_key), b.path(row.moe_enable_key)):
-            raise NotMoEError(f"{label}: {b.path(row.moe_enable_key)} is false: this is a dense model")
-    ekey, eraw = b.first(row.experts)
-    if ekey is None and row.experts != archs.EXPERTS_KEYS:
-        ekey, eraw = b.first(archs.EXPERTS_KEYS)
-        if ekey is not None:
-            b.warnings.append(f"{row.family} reads {'/'.join(row.experts)} but the config has {b.path(ekey)}")
-    tkey, traw = b.first(row.top_k)
-    if tkey is None and row.top_k != archs.TOPK_KEYS:
-        tkey, traw = b.first(archs.TOPK_KEYS)
-        if tkey is not None:
-            b.warnings.append(f"{row.family} reads {'/'.join(row.top_k)} but the config has {b.path(tkey)}")
-    if ekey is None:
+            raise NotMoEError(f"{b.label}: {b.path(row.moe_enable_key)} is false: this is a dense model")
+    b.ekey, b.eraw = _count_key(b, row.experts, archs.EXPERTS_KEYS)
+    b.tkey, b.traw = _count_key(b, row.top_k, archs.TOPK_KEYS)
+    if b.ekey is None:
         nulls = [k for k in archs.EXPERTS_KEYS if _lookup(view, k) is None]
-        if nulls and tkey is not None:
+        if nulls and b.tkey is not None:
             raise _bad(b.path(nulls[0]), None, "expected a positive integer number of experts, got null")
-        if tkey is not None:
-            raise ConfigError(f"{CONFIG_FILE}: {b.path(tkey)} is set but no expert count "
+        if b.tkey is not None:
+            raise ConfigError(f"{CONFIG_FILE}: {b.path(b.tkey)} is set but no expert count "
                               "(num_experts/n_routed_experts/num_local_experts…) is present")
-        raise NotMoEError(dense_msg)
-    if tkey is None:
+        raise NotMoEError(f"{b.label}: no Mixture-of-Experts keys (num_experts/n_routed_experts/"
+                          "num_local_experts…): this looks like a dense model")
+    if b.tkey is None:
         nulls = [k for k in row.top_k + archs.TOPK_KEYS if _lookup(view, k) is None]
         if nulls:
             raise _bad(b.path(nulls[0]), None, "expected a positive integer top-k, got null")
-        raise ConfigError(f"{CONFIG_FILE}: {b.path(ekey)} is set but no top-k key "
+        raise ConfigError(f"{CONFIG_FILE}: {b.path(b.ekey)} is set but no top-k key "
                           "(num_experts_per_tok/moe_k/moe_topk…) is present")
 
-    # -- layers ---------------------------------------------------------------------------------
-    lkey, lraw = b.first(row.layers)
-    n_layers: int | None = None
+
+def _read_layers(b: _Builder) -> None:
+    """num_hidden_layers and the MoE-layer schedule the row names."""
+    lkey, lraw = b.first(b.row.layers)
     if lkey is not None:
-        n_layers = _count(lraw, b.path(lkey), maximum=MAX_LAYERS)
-        b.set("num_hidden_layers", n_layers, f"config:{b.path(lkey)}")
-    elif row.schedule in ("nemotron_h", "generic") and b.present("hybrid_override_pattern"):
-        pattern = _string(_lookup(view, "hybrid_override_pattern"), b.path("hybrid_override_pattern"))
-        n_layers = len(pattern)
-        b.set("num_hidden_layers", n_layers, f"config:{b.path('hybrid_override_pattern')}")
-    moe_layers: list[int] = []
-    if n_layers is not None:
-        moe_layers, prov = SCHEDULES[row.schedule](b, n_layers)
-        bad = [i for i in moe_layers if i >= n_layers]
-        if bad:
-            b.warnings.append(f"MoE layer indices {bad} are >= num_hidden_layers={n_layers}; dropped")
-            moe_layers = [i for i in moe_layers if i < n_layers]
-        b.set("moe_layers", moe_layers, prov)
-        if not moe_layers:
-            raise NotMoEError(f"{label}: the MoE layer schedule ({prov}) selects none of the {n_layers} layers")
-    else:
-        b.warnings.append(f"{label}: no num_hidden_layers/num_layers/n_layers key; MoE layers unknown")
+        b.n_layers = _count(lraw, b.path(lkey), maximum=MAX_LAYERS)
+        b.set("num_hidden_layers", b.n_layers, f"config:{b.path(lkey)}")
+    elif b.row.schedule in (Schedule.NEMOTRON_H, Schedule.GENERIC) and b.present("hybrid_override_pattern"):
+        pattern = _string(_lookup(b.view, "hybrid_override_pattern"), b.path("hybrid_override_pattern"))
+        b.n_layers = len(pattern)
+        b.set("num_hidden_layers", b.n_layers, f"config:{b.path('hybrid_override_pattern')}")
+    n_layers = b.n_layers
+    if n_layers is None:
+        b.warnings.append(f"{b.label}: no num_hidden_layers/num_layers/n_layers key; MoE layers unknown")
+        return
+    moe_layers, prov = SCHEDULES[b.row.schedule](b, n_layers)
+    bad = [i for i in moe_layers if i >= n_layers]
+    if bad:
+        b.warnings.append(f"MoE layer indices {bad} are >= num_hidden_layers={n_layers}; dropped")
+        moe_layers = [i for i in moe_layers if i < n_layers]
+    b.moe_layers = moe_layers
+    b.set("moe_layers", moe_layers, prov)
+    if not moe_layers:
+        raise NotMoEError(f"{b.label}: the MoE layer schedule ({prov}) selects none of the {n_layers} layers")
 
-    # -- experts / top-k --------------------------------------------------------------------------
-    num_experts = _list_or_scalar(b, "num_experts", eraw, b.path(ekey), moe_layers, n_layers,
-                                  lambda v, p: _count(v, p, maximum=MAX_EXPERTS))
-    b.set("num_experts", num_experts, f"config:{b.path(ekey)}")
-    top_k = _list_or_scalar(b, "top_k", traw, b.path(tkey), moe_layers, n_layers,
-                            lambda v, p: _count(v, p, maximum=MAX_TOP_K))
-    b.set("top_k", top_k, f"config:{b.path(tkey)}")
 
+def _read_experts_top_k(b: _Builder) -> None:
+    """Expert count, top-k (scalars or per-layer lists), zero experts; top-k <= experts."""
+    num_experts = b.per_layer_value("num_experts", b.eraw, b.ekey, lambda v, p: _count(v, p, maximum=MAX_EXPERTS))
+    top_k = b.per_layer_value("top_k", b.traw, b.tkey, lambda v, p: _count(v, p, maximum=MAX_TOP_K))
     zero_num = 0
     if b.present("zero_expert_num"):
-        zero_num = _count(_lookup(view, "zero_expert_num"), b.path("zero_expert_num"), minimum=0, maximum=MAX_EXPERTS)
+        zero_num = _count(_lookup(b.view, "zero_expert_num"), b.path("zero_expert_num"), minimum=0,
+                          maximum=MAX_EXPERTS)
         b.set("zero_expert_num", zero_num, f"config:{b.path('zero_expert_num')}")
     if b.present("zero_expert_type"):
-        b.set("zero_expert_type", _string(_lookup(view, "zero_expert_type"), b.path("zero_expert_type")),
+        b.set("zero_expert_type", _string(_lookup(b.view, "zero_expert_type"), b.path("zero_expert_type")),
               f"config:{b.path('zero_expert_type')}")
-
-    for name, per in b.per_layer.items():
-        if name == "top_k":
-            for i, k in per.items():
-                if k > num_experts + zero_num:
-                    raise _bad(f"{b.path(tkey)}[{i}]", k, f"top-k exceeds the number of experts ({num_experts})")
+    for i, k in b.per_layer.get("top_k", {}).items():
+        if k > num_experts + zero_num:
+            raise _bad(f"{b.path(b.tkey)}[{i}]", k, f"top-k exceeds the number of experts ({num_experts})")
     if top_k > num_experts + zero_num:
-        raise _bad(b.path(tkey), traw, f"top-k {top_k} exceeds the number of experts ({b.path(ekey)}={num_experts})")
+        raise _bad(b.path(b.tkey), b.traw,
+                   f"top-k {top_k} exceeds the number of experts ({b.path(b.ekey)}={num_experts})")
 
-    # -- routing --------------------------------------------------------------------------------
+
+def _read_scoring(b: _Builder) -> None:
+    """Scoring function, custom routing, correction bias, renormalization, scaling, topk_method."""
+    row = b.row
     scoring = b.rule("scoring_func", row.scoring, _scoring, "no scoring key")
     if scoring not in KNOWN_SCORING:
         b.warnings.append(f"unknown scoring function {scoring!r} ({b.provenance['scoring_func']})")
@@ -600,21 +632,18 @@ def normalize(config: dict, evidence: TensorEvidence | None = None) -> tuple[MoE
             b.set("custom_routing", name, b.provenance["scoring_func"])
     if "custom_routing" not in b.values:
         b.rule("custom_routing", row.custom_routing, _string, "no custom routing")
-
-    bias = b.rule("has_correction_bias", row.bias, _boolean, "no bias key")
+    b.bias = b.rule("has_correction_bias", row.bias, _boolean, "no bias key")
     b.rule("renormalize", row.renormalize, _boolean, "no renormalize key")
     if row.renormalize_only_for and scoring != row.renormalize_only_for and b.values.get("renormalize"):
         b.set("renormalize", False, b.arch_prov())
         b.notes.append(f"{row.family}: renormalization applies only to {row.renormalize_only_for} scoring")
     if "renormalize" not in b.values:  # unreachable with the current table; keep the field honest
         b.set("renormalize", True, b.default_prov("no renormalize key"))
-    if row.family == "dbrx" and b.present("ffn_config.moe_normalize_expert_weights"):
-        p = _lookup(view, "ffn_config.moe_normalize_expert_weights")
+    if row.pnorm_key and b.present(row.pnorm_key):
+        p = _lookup(b.view, row.pnorm_key)
         if p not in (1, 1.0):
             b.notes.append(f"DBRX normalizes the top-k weights with p-norm p={_short(p)}; vLLM divides by the sum")
-
     b.rule("routed_scaling_factor", row.scaling, _number, "no scaling key")
-
     if row.topk_method:
         key, raw = b.first(row.topk_method)
         if key is not None:
@@ -624,51 +653,55 @@ def normalize(config: dict, evidence: TensorEvidence | None = None) -> tuple[MoE
                 b.notes.append("topk_method group_limited_greedy: group-limited SOFTMAX (group score = max); "
                                "no FlashInfer method implements it and vLLM labels it Default, ignoring the groups")
 
-    # groups
-    def group_value(name: str, rule: Rule) -> tuple[int | None, str]:
-        if rule.forced is not None:
-            b.set(name, rule.forced, b.arch_prov())
-            return rule.forced, name
-        key, raw = b.first(rule.keys)
-        if key is None:
-            return None, name
-        value = _count(raw, b.path(key), maximum=MAX_EXPERTS)
-        b.set(name, value, f"config:{b.path(key)}")
-        return value, b.path(key)
 
-    if row.grouped == "never":
+def _group_value(b: _Builder, name: str, rule: Rule) -> tuple[int | None, str]:
+    if rule.forced is not None:
+        b.set(name, rule.forced, b.arch_prov())
+        return rule.forced, name
+    key, raw = b.first(rule.keys)
+    if key is None:
+        return None, name
+    value = _count(raw, b.path(key), maximum=MAX_EXPERTS)
+    b.set(name, value, f"config:{b.path(key)}")
+    return value, b.path(key)
+
+
+def _read_groups(b: _Builder) -> None:
+    """Grouped top-k: whether the row asks for it, n_group / topk_group and their consistency."""
+    row = b.row
+    if row.grouped is Grouped.NEVER:
         present = [k for k in row.n_group.keys + row.topk_group.keys if b.present(k)]
         if present:
             b.notes.append(f"{', '.join(b.path(k) for k in present)} ignored: {row.family} does not use grouped top-k")
         b.set("use_grouped_topk", False, b.default_prov("architecture never asks for grouped top-k"))
     else:
-        n_group, n_path = group_value("n_group", row.n_group)
-        topk_group, t_path = group_value("topk_group", row.topk_group)
+        num_experts = b.values["num_experts"]
+        n_group, n_path = _group_value(b, "n_group", row.n_group)
+        topk_group, t_path = _group_value(b, "topk_group", row.topk_group)
         if n_group is not None and num_experts % n_group != 0:
             raise _bad(n_path, n_group, f"does not divide the number of experts ({num_experts})")
         if n_group is not None and topk_group is not None and topk_group > n_group:
             raise _bad(t_path, topk_group, f"exceeds n_group ({n_group})")
-        if row.grouped == "always":
+        if row.grouped is Grouped.ALWAYS:
             b.set("use_grouped_topk", True, b.arch_prov())
-        else:  # if_both_set
+        else:
             both = n_group is not None and topk_group is not None
             prov = (f"config:{n_path},{t_path}" if both
                     else b.default_prov("grouped top-k only when n_group and topk_group are both set"))
             b.set("use_grouped_topk", both, prov)
-
     b.rule("linear_router_bias", row.linear_router_bias, _boolean, "no linear router bias")
     b.rule("router_dtype", row.router_dtype, _router_dtype, "router dtype")
 
-    # -- shapes ---------------------------------------------------------------------------------
+
+def _read_shapes(b: _Builder) -> None:
+    """Hidden size, expert width, shared experts and their width."""
+    row = b.row
     hkey, hraw = b.first(row.hidden)
     if hkey is not None:
         b.set("hidden_size", _count(hraw, b.path(hkey), maximum=MAX_WIDTH), f"config:{b.path(hkey)}")
     wkey, wraw = b.first(row.expert_width)
     if wkey is not None:
-        width = _list_or_scalar(b, "moe_intermediate_size", wraw, b.path(wkey), moe_layers, n_layers,
-                                lambda v, p: _count(v, p, maximum=MAX_WIDTH))
-        b.set("moe_intermediate_size", width, f"config:{b.path(wkey)}")
-
+        b.per_layer_value("moe_intermediate_size", wraw, wkey, lambda v, p: _count(v, p, maximum=MAX_WIDTH))
     shared = 0
     if row.shared_count_forced is not None:
         shared = row.shared_count_forced
@@ -676,9 +709,8 @@ def normalize(config: dict, evidence: TensorEvidence | None = None) -> tuple[MoE
     else:
         ckey, craw = b.first(row.shared_count)
         if ckey is not None:
-            shared = _list_or_scalar(b, "num_shared_experts", craw, b.path(ckey), moe_layers, n_layers,
-                                     lambda v, p: _count(v, p, minimum=0, maximum=MAX_EXPERTS))
-            b.set("num_shared_experts", shared, f"config:{b.path(ckey)}")
+            shared = b.per_layer_value("num_shared_experts", craw, ckey,
+                                       lambda v, p: _count(v, p, minimum=0, maximum=MAX_EXPERTS))
     skey, sraw = b.first(row.shared_width)
     if skey is not None:
         swidth = _count(sraw, b.path(skey), minimum=0, maximum=MAX_WIDTH)
@@ -694,15 +726,18 @@ def normalize(config: dict, evidence: TensorEvidence | None = None) -> tuple[MoE
               b.default_prov("each shared expert is as wide as a routed expert")
               if not b.generic else "guessed:each shared expert is as wide as a routed expert")
 
-    b.rule("activation", row.activation, _activation, "silu (SwiGLU) unless the config says otherwise")
+
+def _read_activation(b: _Builder) -> None:
+    """Activation and the SwiGLU clamp (one value, or per layer)."""
+    b.rule("activation", b.row.activation, _activation, "silu (SwiGLU) unless the config says otherwise")
     if b.present("swiglu_limit"):
-        b.set("swiglu_limit", _number(_lookup(view, "swiglu_limit"), b.path("swiglu_limit")),
+        b.set("swiglu_limit", _number(_lookup(b.view, "swiglu_limit"), b.path("swiglu_limit")),
               f"config:{b.path('swiglu_limit')}")
     elif b.present("swiglu_limits"):
-        raw = _lookup(view, "swiglu_limits")
+        raw = _lookup(b.view, "swiglu_limits")
         path = b.path("swiglu_limits")
         if isinstance(raw, (list, tuple)):
-            limits = {i: raw[i] for i in moe_layers if i < len(raw) and raw[i] not in (None, 0)}
+            limits = {i: raw[i] for i in b.moe_layers if i < len(raw) and raw[i] not in (None, 0)}
             if limits:
                 for i, v in limits.items():
                     _number(v, f"{path}[{i}]")
@@ -710,45 +745,49 @@ def normalize(config: dict, evidence: TensorEvidence | None = None) -> tuple[MoE
                 common = Counter(limits.values()).most_common(1)[0][0]
                 b.set("swiglu_limit", float(common), f"config:{path}")
 
+
+def _read_hash_layers(b: _Builder) -> None:
+    """Hash-routed layers: num_hash_layers, else the row's mlp_layer_types entry or default."""
+    row = b.row
     if b.present("num_hash_layers"):
-        hashes = _count(_lookup(view, "num_hash_layers"), b.path("num_hash_layers"), minimum=0)
+        hashes = _count(_lookup(b.view, "num_hash_layers"), b.path("num_hash_layers"), minimum=0)
         if hashes:
             b.set("num_hash_layers", hashes, f"config:{b.path('num_hash_layers')}")
-    elif row.family == "deepseek_v4":
-        # vLLM 0.33.0 counts "hash_moe" entries of mlp_layer_types, a list transformers derives from
-        # num_hash_layers (default 3 in DeepseekV4Config)
-        types = _lookup(view, "mlp_layer_types") if b.present("mlp_layer_types") else None
-        if isinstance(types, list):
-            hashes = sum(1 for t in types if t == "hash_moe")
-            if hashes:
-                b.set("num_hash_layers", hashes, f"config:{b.path('mlp_layer_types')}")
-        else:
-            b.set("num_hash_layers", 3, "arch:deepseek_v4 (transformers DeepseekV4Config default num_hash_layers=3)")
+        return
+    if row.hash_layer_type is None:
+        return
+    types = _lookup(b.view, "mlp_layer_types") if b.present("mlp_layer_types") else None
+    if isinstance(types, list):
+        hashes = sum(1 for t in types if t == row.hash_layer_type)
+        if hashes:
+            b.set("num_hash_layers", hashes, f"config:{b.path('mlp_layer_types')}")
+    elif row.hash_layers_default is not None:
+        b.set("num_hash_layers", row.hash_layers_default, f"{b.arch_prov()} ({row.hash_layers_source})")
 
-    # -- MTP --------------------------------------------------------------------------------------
+
+def _read_mtp(b: _Builder) -> None:
+    """MTP layers (listed after the decoder layers); the row's notes; final consistency."""
+    row = b.row
     mkey, mraw = b.first(row.mtp)
-    if mkey is not None and n_layers is not None:
+    if mkey is not None and b.n_layers is not None:
         enabled = True
         if row.mtp_enable_key and b.present(row.mtp_enable_key) and mkey == "num_mtp_modules":
-            enabled = _boolean(_lookup(view, row.mtp_enable_key), b.path(row.mtp_enable_key))
+            enabled = _boolean(_lookup(b.view, row.mtp_enable_key), b.path(row.mtp_enable_key))
         n_mtp = _count(mraw, b.path(mkey), minimum=0, maximum=MAX_LAYERS)
         if enabled and n_mtp:
-            b.set("mtp_layers", list(range(n_layers, n_layers + n_mtp)), f"config:{b.path(mkey)}")
-
-    for note in row.notes:
-        b.notes.append(note)
-
-    # -- remaining sanity checks -------------------------------------------------------------------
+            b.set("mtp_layers", list(range(b.n_layers, b.n_layers + n_mtp)), f"config:{b.path(mkey)}")
+    b.notes.extend(row.notes)
+    top_k = b.values["top_k"]
     if b.values.get("custom_routing") == "llama4" and top_k != 1:
-        b.warnings.append(f"Llama-4 routing is top-1 but {b.path(tkey)}={top_k}")
-    if bias is None:
+        b.warnings.append(f"Llama-4 routing is top-1 but {b.path(b.tkey)}={top_k}")
+    if b.bias is None:
         b.set("has_correction_bias", False, b.default_prov("no bias key"))
 
-    if evidence is not None:
-        _apply_evidence(b, evidence)
 
-    spec = _build(b)
-    return spec, b.warnings
+_SECTIONS: tuple[Callable[[_Builder], None], ...] = (
+    _read_moe_keys, _read_layers, _read_experts_top_k, _read_scoring, _read_groups, _read_shapes,
+    _read_activation, _read_hash_layers, _read_mtp,
+)
 
 
 # ---------------------------------------------------------------------------------------------
