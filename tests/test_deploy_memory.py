@@ -153,6 +153,10 @@ def test_missing_vocab_and_attention_make_weights_unknown():
     assert m.weights_per_gpu_gib is None and m.fits is None and m.kv_tokens is None
     assert any("vocab_size" in u for u in m.unknowns)
     assert any("attention" in u for u in m.unknowns)
+    # ... but the routed experts alone (76.14 GiB) exceed 8 x H100's 72 GiB: "does not fit" is certain
+    assert m.weights_lower_bound_gib == pytest.approx(76.5, abs=0.3)
+    h100 = estimate(cfg, "fp8_block", 80, tp=8)
+    assert h100.fits is False and h100.weights_per_gpu_gib is None
 
 
 def test_hybrid_attention_is_unknown_without_an_index():

@@ -73,6 +73,7 @@ class MemoryEstimate:
     max_model_len: int | None = None
     kv_fits_max_model_len: bool | None = None
     load_error: str | None = None  # vLLM's startup error when one request of max_model_len does not fit
+    weights_lower_bound_gib: float | None = None  # the known parts, when some are unknown
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -296,6 +297,7 @@ def _weights(ctx: ShapeContext, padding: tuple[Adjustment, ...], unknowns: list[
                      f"({rest / GIB:.1f} GiB), taken as TP-split (MTP layers and replicated parts not separable)")
         basis += f"; safetensors index total_size {total / GIB:.1f} GiB"
     elif not complete:
+        notes.append(f"the parts that are known take {sum(breakdown.values()) / GIB:.2f} GiB per GPU (a lower bound)")
         return None, {k: round(v / GIB, 2) for k, v in breakdown.items()}, None, basis
     ckpt = total or computed_ckpt
     return sum(breakdown.values()) / GIB, {k: round(v / GIB, 2) for k, v in breakdown.items()}, ckpt / GIB, basis
@@ -316,8 +318,11 @@ def memory_estimate(desc, layout: Layout, *, scheme: str, gpu_memory_gib: float,
     usable = gpu_memory_gib * gpu_memory_utilization if gpu_memory_gib else None
     if usable is None:
         unknowns.append("GPU memory unknown")
+    lower = sum(breakdown.values()) if weights is None and breakdown else None
     fits = None if weights is None or usable is None else weights <= usable
-    kv_gib = None if not fits else usable - weights
+    if fits is None and lower is not None and usable is not None and lower > usable:
+        fits = False  # the known parts alone exceed the usable memory: certain, whatever is unknown
+    kv_gib = None if not fits or weights is None else usable - weights
     per_tok = kv_bytes_per_token(ctx, kv_cache_dtype, unknowns, notes)
     tokens = int(kv_gib * GIB // per_tok) if kv_gib is not None and per_tok else None
     mml, mml_src = _max_model_len(ctx, max_model_len)
@@ -332,7 +337,8 @@ def memory_estimate(desc, layout: Layout, *, scheme: str, gpu_memory_gib: float,
         kv_cache_gib=None if kv_gib is None else round(kv_gib, 2), kv_tokens=tokens,
         basis="; ".join([basis, *dict.fromkeys(notes)]), unknowns=tuple(dict.fromkeys(unknowns)),
         breakdown_gib=breakdown, checkpoint_gib=None if ckpt is None else round(ckpt, 1),
-        kv_bytes_per_token=per_tok, max_model_len=mml, kv_fits_max_model_len=kv_ok, load_error=err)
+        kv_bytes_per_token=per_tok, max_model_len=mml, kv_fits_max_model_len=kv_ok, load_error=err,
+        weights_lower_bound_gib=None if lower is None else round(lower, 2))
 
 
 def _max_model_len(ctx: ShapeContext, given: int | None) -> tuple[int | None, str]:
