@@ -31,7 +31,7 @@ FP4); other disagreements are reported as warnings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConfigError
 from .spec import QuantInfo, TensorInfo
@@ -478,75 +478,100 @@ def detect_quant(
         raise ConfigError(f"config.json must be an object, got {type(config).__name__}")
     ev = summarize_expert_tensors(tensors)
     qc, prefix = _find_quant_config(config)
-
-    hq = None
-    if hf_quant_config is not None:
-        hf = _obj(hf_quant_config, "hf_quant_config.json")
-        hq_inner = hf.get("quantization")
-        if hq_inner is not None:
-            hq = _obj(hq_inner, "hf_quant_config.json: quantization")
-        producer = hf.get("producer")
-        if producer is not None and not isinstance(producer, dict):
-            raise ConfigError(f"hf_quant_config.json: producer must be an object, got {producer!r}")
-
+    hq = _hf_quantization(hf_quant_config)
     if hq is not None and hq.get("quant_algo") is not None:
-        algo = _str(hq, "quant_algo", "hf_quant_config.json: quantization")
-        group = _pos_int(hq, "group_size", "hf_quant_config.json: quantization")
-        info = _modelopt(algo, group, hq.get("exclude_modules"),
-                         [f"hf_quant_config:quantization.quant_algo={algo}"],
-                         "hf_quant_config.json: quantization")
-        if qc is not None:
-            qm = qc.get("quant_method")
-            if isinstance(qm, str) and qm.lower() != "modelopt":
-                info.warnings.append(f"config.json quant_method {qm!r} disagrees with "
-                                     "hf_quant_config.json (modelopt); using hf_quant_config.json")
-        return _reconcile(info, ev, config)
-
+        return _reconcile(_from_hf_quant_config(hq, qc), ev, config)
     if qc is None:
-        if ev is not None and ev.kind not in ("bf16", "fp16", "fp32"):
-            info = _from_tensors(ev, config)
-            info.warnings.append("config.json has no quantization_config; format read from "
-                                 "expert tensor dtypes")
-            return info
-        dtype = (ev.kind if ev is not None else None) or _unquantized_dtype(config)
-        prov = [f"tensor:{ev.example}"] if ev is not None else ["config:no quantization_config"]
-        return QuantInfo(method="unquantized", weight_dtype=dtype, provenance=prov)
+        return _without_quant_config(ev, config)
+    return _reconcile(_from_quant_method(qc, prefix, config), ev, config)
 
+
+def _hf_quantization(hf_quant_config: dict | None) -> dict | None:
+    """The ``quantization`` object of hf_quant_config.json (ModelOpt), validated."""
+    if hf_quant_config is None:
+        return None
+    hf = _obj(hf_quant_config, "hf_quant_config.json")
+    inner = hf.get("quantization")
+    hq = _obj(inner, "hf_quant_config.json: quantization") if inner is not None else None
+    producer = hf.get("producer")
+    if producer is not None and not isinstance(producer, dict):
+        raise ConfigError(f"hf_quant_config.json: producer must be an object, got {producer!r}")
+    return hq
+
+
+def _from_hf_quant_config(hq: dict, qc: dict | None) -> QuantInfo:
+    where = "hf_quant_config.json: quantization"
+    algo = _str(hq, "quant_algo", where)
+    info = _modelopt(algo, _pos_int(hq, "group_size", where), hq.get("exclude_modules"),
+                     [f"hf_quant_config:quantization.quant_algo={algo}"], where)
+    qm = qc.get("quant_method") if qc is not None else None
+    if isinstance(qm, str) and qm.lower() != "modelopt":
+        info.warnings.append(f"config.json quant_method {qm!r} disagrees with "
+                             "hf_quant_config.json (modelopt); using hf_quant_config.json")
+    return info
+
+
+def _without_quant_config(ev, config: dict) -> QuantInfo:
+    """No quantization config: unquantized, unless the expert tensors say otherwise."""
+    if ev is not None and ev.kind not in ("bf16", "fp16", "fp32"):
+        info = _from_tensors(ev, config)
+        info.warnings.append("config.json has no quantization_config; format read from "
+                             "expert tensor dtypes")
+        return info
+    dtype = (ev.kind if ev is not None else None) or _unquantized_dtype(config)
+    prov = [f"tensor:{ev.example}"] if ev is not None else ["config:no quantization_config"]
+    return QuantInfo(method="unquantized", weight_dtype=dtype, provenance=prov)
+
+
+def _modelopt_in_config(qc: dict, where: str, prefix: str, qm: str, config: dict) -> QuantInfo:
+    inner = qc.get("quantization")
+    src = _obj(inner, f"{where}.quantization") if inner is not None else qc
+    algo = _str(src, "quant_algo", where)
+    if algo is None:
+        raise ConfigError(f"{where}.quant_algo is missing (modelopt)")
+    return _modelopt(algo, _pos_int(src, "group_size", where), src.get("exclude_modules", src.get("ignore")),
+                     [f"config:{prefix}.quant_method=modelopt", f"config:{prefix}.quant_algo={algo}"], where)
+
+
+def _modelopt_fp4(qc: dict, where: str, prefix: str, qm: str, config: dict) -> QuantInfo:
+    return _modelopt("NVFP4", _pos_int(qc, "group_size", where), qc.get("exclude_modules"),
+                     [f"config:{prefix}.quant_method={qm}"], where)
+
+
+def _mxfp4(qc: dict, where: str, prefix: str, qm: str, config: dict) -> QuantInfo:
+    return QuantInfo(method="mxfp4", producer="openai" if config.get("model_type") == "gpt_oss" else None,
+                     weight_dtype="mxfp4", group_size=32, scale_fmt="ue8m0",
+                     vllm_weight_key=K_MXFP4_W, vllm_activation_key=None,
+                     provenance=[f"config:{prefix}.quant_method=mxfp4"])
+
+
+def _int_wna16_method(base: str):
+    return lambda qc, where, prefix, qm, config: _int_wna16(qc, where, prefix, base)
+
+
+#: quant_method (lower case, "_" as "-") -> reader(qc, where, prefix, quant_method, config)
+_QUANT_METHODS: dict[str, Callable[[dict, str, str, str, dict], QuantInfo]] = {
+    "fp8": lambda qc, where, prefix, qm, config: _fp8(qc, where, prefix, config),
+    "modelopt": _modelopt_in_config,
+    "modelopt-fp4": _modelopt_fp4,
+    "modelopt-nvfp4": _modelopt_fp4,
+    "compressed-tensors": lambda qc, where, prefix, qm, config: _compressed_tensors(qc, where, prefix),
+    "mxfp4": _mxfp4,
+    **{m: _int_wna16_method({"gptq-marlin": "gptq", "awq-marlin": "awq", "autoround": "auto-round"}.get(m, m))
+       for m in ("gptq", "gptq-marlin", "auto-round", "autoround", "awq", "awq-marlin")},
+}
+
+
+def _from_quant_method(qc: dict, prefix: str, config: dict) -> QuantInfo:
+    """``quantization_config.quant_method`` (compressed-tensors when only config_groups is set)."""
     where = f"config.json: {prefix}"
     qm = _str(qc, "quant_method", where)
     if qm is None:
-        if "config_groups" in qc:
-            qm = "compressed-tensors"
-        else:
+        if "config_groups" not in qc:
             raise ConfigError(f"{where}.quant_method is missing")
-    m = qm.lower().replace("_", "-")
-    if m == "fp8":
-        info = _fp8(qc, where, prefix, config)
-    elif m == "modelopt":
-        inner = qc.get("quantization")
-        src = _obj(inner, f"{where}.quantization") if inner is not None else qc
-        algo = _str(src, "quant_algo", where)
-        if algo is None:
-            raise ConfigError(f"{where}.quant_algo is missing (modelopt)")
-        group = _pos_int(src, "group_size", where)
-        info = _modelopt(algo, group, src.get("exclude_modules", src.get("ignore")),
-                         [f"config:{prefix}.quant_method=modelopt",
-                          f"config:{prefix}.quant_algo={algo}"], where)
-    elif m in ("modelopt-fp4", "modelopt-nvfp4"):
-        info = _modelopt("NVFP4", _pos_int(qc, "group_size", where), qc.get("exclude_modules"),
-                         [f"config:{prefix}.quant_method={qm}"], where)
-    elif m == "compressed-tensors":
-        info = _compressed_tensors(qc, where, prefix)
-    elif m == "mxfp4":
-        info = QuantInfo(method="mxfp4",
-                         producer="openai" if config.get("model_type") == "gpt_oss" else None,
-                         weight_dtype="mxfp4", group_size=32, scale_fmt="ue8m0",
-                         vllm_weight_key=K_MXFP4_W, vllm_activation_key=None,
-                         provenance=[f"config:{prefix}.quant_method=mxfp4"])
-    elif m in ("gptq", "gptq-marlin", "auto-round", "autoround", "awq", "awq-marlin"):
-        base = {"gptq-marlin": "gptq", "awq-marlin": "awq", "autoround": "auto-round"}.get(m, m)
-        info = _int_wna16(qc, where, prefix, base)
-    else:
-        info = QuantInfo(method="other", producer=qm, provenance=[f"config:{prefix}.quant_method={qm}"],
+        qm = "compressed-tensors"
+    reader = _QUANT_METHODS.get(qm.lower().replace("_", "-"))
+    if reader is None:
+        return QuantInfo(method="other", producer=qm, provenance=[f"config:{prefix}.quant_method={qm}"],
                          warnings=[f"quant_method {qm!r} is not one moe-inspect recognises"])
-    return _reconcile(info, ev, config)
+    return reader(qc, where, prefix, qm, config)
