@@ -492,3 +492,20 @@ def test_composed_b12x_messages_quote_vllm():
     assert "MXFP4 requires the per-rank intermediate size to be divisible by 32" in b12x
     assert "kernel does not support expert biases" in b12x
     assert "' does not support the deployment configuration" in oracle and "{base} since {reason}." in oracle
+
+
+def test_vllm_52997_qwen3_5_shared_expert_tp8():
+    # vllm-project/vllm#52997 (Qwen3.6-35B-A3B-FP8, TP 8, one H100 node): "Weight input_size_per_partition = 64
+    # is not divisible by weight quantization block_k = 128." — the Qwen3.5-35B-A3B layout (models.json):
+    # shared_expert_intermediate_size 512 / 8 = 64 in Qwen3NextSparseMoeBlock's shared expert
+    cfg = {"architectures": ["Qwen3_5MoeForConditionalGeneration"], "model_type": "qwen3_5_moe",
+           "text_config": {"model_type": "qwen3_5_moe_text", "num_experts": 256, "num_experts_per_tok": 8,
+                           "moe_intermediate_size": 512, "shared_expert_intermediate_size": 512, "hidden_size": 2048,
+                           "num_hidden_layers": 40, "mlp_only_layers": [], "dtype": "bfloat16"},
+           "quantization_config": FP8_BLOCK}
+    r = report(cfg, tp=8)
+    assert r.load_errors[0].message == ("Weight input_size_per_partition = 64 is not divisible by weight "
+                                        "quantization block_k = 128.")
+    assert "shared_expert.down_proj" in r.load_errors[0].layer
+    # the routed experts alone would refine: 512/8 = 64, gcd(128, 64, 2048) = 64
+    assert r.per_rank["fp8_block"]["used"] == [64, 64]

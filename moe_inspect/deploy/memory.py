@@ -29,11 +29,9 @@ upper bound and says so. Every number that cannot be known is listed in ``unknow
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from .layout import Layout, local_experts
-from .shapes import (MLA_FAMILIES, SP_REPLICATED_SHARED, Adjustment, RawModel, _int, build_context,
-                     ShapeContext)
+from .shapes import MLA_FAMILIES, Adjustment, RawModel, ShapeContext, _int, build_context
 
 GIB = 1024 ** 3
 V = "vllm 0.33.0 "
@@ -159,7 +157,7 @@ def parts(ctx: ShapeContext, unknowns: list[str]) -> list[Part]:
     else:
         unknowns.append("routed experts: expert width or hidden size unknown")
     shared = {lin.what: lin for lin in ctx.linears if "shared" in lin.what and lin.kind == "row"}
-    for what, lin in shared.items():
+    for lin in shared.values():
         split = "replicated" if lin.tp == 1 and L.tp > 1 else "tp"
         out.append(Part("shared experts", float(n_moe * 3 * H * lin.input_size), _lin_bytes(ctx, lin.quantized), split))
     dense = [lin for lin in ctx.linears if lin.what.startswith("dense") and lin.kind == "row"]
