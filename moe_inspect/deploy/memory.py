@@ -180,6 +180,11 @@ def parts(ctx: ShapeContext, unknowns: list[str]) -> list[Part]:
         out.append(Part("embedding + lm_head", float(n_emb * vocab * H), 2.0, "vocab"))
     if H:
         out.append(Part("norms", float((2 * n_layers + 1) * H), 2.0, "replicated"))
+    arch = (ctx.desc.model.architecture or "") if ctx.desc.model else ""
+    if arch.endswith("ForConditionalGeneration") or isinstance((ctx.raw.config or {}).get("vision_config"), dict):
+        unknowns.append("vision/audio encoder weights not counted (multimodal checkpoint)")
+    if ctx.desc.moe.model_type in ("deepseek_v32", "glm_moe_dsa"):
+        unknowns.append("sparse-attention indexer weights and its KV cache not counted")
     return out
 
 
