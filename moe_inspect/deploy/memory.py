@@ -72,6 +72,9 @@ class MemoryEstimate:
     kv_fits_max_model_len: bool | None = None
     load_error: str | None = None  # vLLM's startup error when one request of max_model_len does not fit
     weights_lower_bound_gib: float | None = None  # the known parts, when some are unknown
+    # True when weights are unknown (fits None) but the known parts alone exceed the usable memory:
+    # vLLM certainly cannot load the model there
+    known_parts_exceed_usable: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -323,8 +326,8 @@ def memory_estimate(desc, layout: Layout, *, scheme: str, gpu_memory_gib: float,
         unknowns.append("GPU memory unknown")
     lower = sum(breakdown.values()) if weights is None and breakdown else None
     fits = None if weights is None or usable is None else weights <= usable
-    if fits is None and lower is not None and usable is not None and lower > usable:
-        fits = False  # the known parts alone exceed the usable memory: certain, whatever is unknown
+    # the known parts alone exceed the usable memory: "does not fit" is certain, whatever is unknown
+    known_too_big = True if lower is not None and usable is not None and lower > usable else None
     kv_gib = None if not fits or weights is None else usable - weights
     per_tok = kv_bytes_per_token(ctx, kv_cache_dtype, unknowns, notes)
     tokens = int(kv_gib * GIB // per_tok) if kv_gib is not None and per_tok else None
@@ -341,7 +344,7 @@ def memory_estimate(desc, layout: Layout, *, scheme: str, gpu_memory_gib: float,
         basis="; ".join([basis, *dict.fromkeys(notes)]), unknowns=tuple(dict.fromkeys(unknowns)),
         breakdown_gib=breakdown, checkpoint_gib=None if ckpt is None else round(ckpt, 1),
         kv_bytes_per_token=per_tok, max_model_len=mml, kv_fits_max_model_len=kv_ok, load_error=err,
-        weights_lower_bound_gib=None if lower is None else round(lower, 2))
+        weights_lower_bound_gib=None if lower is None else round(lower, 2), known_parts_exceed_usable=known_too_big)
 
 
 def _max_model_len(ctx: ShapeContext, given: int | None) -> tuple[int | None, str]:
