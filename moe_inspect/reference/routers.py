@@ -66,6 +66,9 @@ __all__ = [
     "route_deepseek_v3",
     "route_llama4",
     "route_deepseek_v4",
+    "KERNELS",
+    "kernel_warp_sum",
+    "route_trtllm_gen",
 ]
 
 @dataclass(frozen=True)
@@ -325,6 +328,85 @@ def route_deepseek_v4(
     return RouterOutput(_ids(idx), _finish(w, output_dtype), keys)
 
 
+# ----------------------------------------------------------------------------------- kernel-exact
+#: kernel-exact references: route(..., kernel=...) reproduces that kernel's own arithmetic
+KERNELS = ("trtllm-gen",)
+_TRTLLM_GEN_METHODS = ("Default", "Renormalize", "RenormalizeNaive", "TopK", "SigmoidRenorm", "Sigmoid",
+                       "TopKSigmoid", "MiniMax2", "DeepSeekV3", "Llama4")
+_KERNEL_EPS = 1e-20  # runner.cu: mSumEpsilon = 1e-20f for DeepSeekV3 (both paths) and MiniMax2
+
+
+def kernel_warp_sum(vals: torch.Tensor) -> torch.Tensor:
+    """fp32 sum of [T, k<=32] values in the order of ``cg::reduce(warp, x, cg::plus<float>())``:
+    a 32-lane xor butterfly (offsets 16, 8, 4, 2, 1) over the values padded with zeros. For k = 8:
+    ((v0+v4)+(v2+v6)) + ((v1+v5)+(v3+v7)). Returns [T, 1]."""
+    t, k = vals.shape
+    if k > 32:
+        raise RouterInputError(f"a warp reduction sums at most 32 values, got {k}")
+    lanes = torch.zeros(t, 32, dtype=torch.float32, device=vals.device)
+    lanes[:, :k] = vals.float()
+    lane = torch.arange(32, device=vals.device)
+    for off in (16, 8, 4, 2, 1):
+        lanes = lanes + lanes[:, lane ^ off]
+    return lanes[:, :1]
+
+
+def _kernel_scaled_norm(sig_sel: torch.Tensor, scale: float) -> torch.Tensor:
+    """ScaledSumNormalize / routingMainKernel: (s * routeScale) / (warp_sum + 1e-20), fp32."""
+    return (sig_sel * scale) / (kernel_warp_sum(sig_sel) + _KERNEL_EPS)
+
+
+def route_trtllm_gen(
+    method: str, logits, *, top_k, bias=None, n_group=None, topk_group=None, routed_scaling_factor=None,
+    norm_topk_prob=True, output_dtype=torch.bfloat16, **_,
+) -> RouterOutput:
+    """What FlashInfer 0.7.2.post1's trtllm-gen routing kernel computes, bit for bit where the
+    source fixes it (docs/routing-methods.md "Kernel-exact reference"):
+
+    * grouped DeepSeekV3 (``routingMainKernel``, trtllm_fused_moe_routing_deepseek.cu:159-161)
+      converts the bias to the kernel's output type, bf16, before adding it to the sigmoid:
+      selection uses ``sigmoid(z) + bf16(b)``. The ungrouped path (n_group <= 1) and MiniMax2
+      (routingCustom SigmoidBias, RoutingCustomPolicy.cuh:232/249) read the bias as float.
+    * ties go to the lower expert index (RoutingKernelTopK.cuh:54, ``65535 - idx`` under the
+      score bits), groups too; +0.0 ranks above -0.0;
+    * renormalisation sums the k values in the warp's butterfly order (:func:`kernel_warp_sum`)
+      and computes ``s * scale / (sum + 1e-20)`` (MiniMax2 / DeepSeekV3) or ``s / max(sum, 1e-20)``
+      (SigmoidRenorm), softmax as ``exp(z - max) / sum``; weights are written in bf16.
+
+    Not reproduced bit for bit (GPU vs CPU libm, FlashInfer builds with ``-use_fast_math``): the
+    last fp32 ulp of ``tanhf`` / ``expf`` and of the division, which can move a bf16 weight by one
+    ulp or decide a near tie closer than ~1e-7.
+    """
+    name = canonical_method(method)
+    if name not in _TRTLLM_GEN_METHODS:
+        raise UnimplementedRoutingMethod(f"the trtllm-gen routing kernel has no {name} method "
+                                         "(flashinfer/tllm_enums.py RoutingMethodType)")
+    _, e = _check_logits(logits, top_k)
+    scale = _scale(routed_scaling_factor)
+    grouped = name == "DeepSeekV3" and n_group is not None and n_group > 1
+    if name in ("MiniMax2", "DeepSeekV3"):
+        b = _bias_row(bias, e, logits)
+        if grouped:
+            b = b.to(torch.bfloat16).float()  # static_cast<OutputT>(loadScalar(bias)) with OutputT = bf16
+            sel = route_deepseek_v3(logits, top_k=top_k, bias=b, n_group=n_group, topk_group=topk_group,
+                                    output_dtype=None)
+        else:
+            sel = _sigmoid_bias_route(logits, b, top_k, 1.0, _KERNEL_EPS, None)
+        sig_sel = torch.gather(kernel_sigmoid(logits), -1, sel.topk_ids.long())
+        return RouterOutput(sel.topk_ids, _finish(_kernel_scaled_norm(sig_sel, scale), output_dtype), sel.scores)
+    if name in ("SigmoidRenorm", "Sigmoid"):
+        sig = kernel_sigmoid(logits)
+        vals, idx = stable_topk(sig, top_k)
+        if name == "SigmoidRenorm" and norm_topk_prob:
+            vals = vals / torch.clamp(kernel_warp_sum(vals), min=_KERNEL_EPS)
+        return RouterOutput(_ids(idx), _finish(vals, output_dtype), sig)
+    if name in ("Renormalize", "RenormalizeNaive"):
+        vals, idx = stable_topk(logits, top_k)
+        ex = torch.exp(vals.float() - vals.float()[:, :1])
+        return RouterOutput(_ids(idx), _finish(ex / kernel_warp_sum(ex), output_dtype), logits.float())
+    return _ROUTERS[name](logits, top_k=top_k, output_dtype=output_dtype)
+
+
 _ROUTERS: dict[str, Callable[..., RouterOutput]] = {
     "Default": route_default,
     "Renormalize": route_renormalize,
@@ -355,8 +437,14 @@ def route(
     output_dtype: torch.dtype | None = torch.bfloat16,
     token_ids: torch.Tensor | None = None,
     hash_table: torch.Tensor | None = None,
+    kernel: str | None = None,
 ) -> RouterOutput:
     """Route ``logits`` [T, E] with FlashInfer routing method ``method`` (case-insensitive name).
+
+    ``kernel=None`` computes the method as specified (FlashInfer's Python references, fp32 bias);
+    ``kernel="trtllm-gen"`` reproduces FlashInfer 0.7.2.post1's trtllm-gen routing kernel
+    exactly (:func:`route_trtllm_gen`: bf16 bias in the grouped DeepSeekV3 path, its tie order
+    and its sum order).
 
     Arguments a method does not read are ignored, as the kernels ignore them (``bias`` outside
     MiniMax2/DeepSeekV3/DeepseekV4, groups outside DeepSeekV3, ``norm_topk_prob`` outside
@@ -367,6 +455,15 @@ def route(
     RouterInputError (a ValueError) for bad shapes / k / groups.
     """
     name = canonical_method(method)
+    if kernel is not None:
+        if kernel not in KERNELS:
+            raise RouterInputError(f"kernel={kernel!r}: kernel-exact references exist for {', '.join(KERNELS)}")
+        if str(flashinfer_version) != DEFAULT_FLASHINFER_VERSION:
+            raise RouterInputError(f"kernel={kernel!r} reproduces FlashInfer {DEFAULT_FLASHINFER_VERSION}, "
+                                   f"not {flashinfer_version}")
+        return route_trtllm_gen(name, logits, top_k=top_k, bias=bias, n_group=n_group, topk_group=topk_group,
+                                routed_scaling_factor=routed_scaling_factor, norm_topk_prob=norm_topk_prob,
+                                output_dtype=output_dtype)
     if not method_available(name, flashinfer_version):
         raise UnimplementedRoutingMethod(
             f"Unimplemented routing method {name!r} in FlashInfer {flashinfer_version} "

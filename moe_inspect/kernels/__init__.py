@@ -1,0 +1,10 @@
+"""FlashInfer's routing kernels: one module per kernel holding its arch list, limits and call.
+
+* :mod:`moe_inspect.kernels.fused_topk_deepseek` -- ``flashinfer.fused_moe.fused_topk_deepseek``
+  (DeepSeekV3 only; SM 89/90/100/103/107/120/121).
+* :mod:`moe_inspect.kernels.trtllm_routing` -- the trtllm-gen routing stage of FlashInfer's TRT-LLM
+  fused MoE (every RoutingMethodType; FlashInfer's API on SM100/103/120/121, compiled here for sm_90a).
+
+``check``, ``verify`` and ``run-layer`` read these facts from here. Nothing here imports torch or
+flashinfer at import time.
+"""

@@ -1,0 +1,166 @@
+"""Issue 10 on the GPU machine: build FlashInfer's trtllm-gen routing for this GPU, measure its
+agreement with our references, capture small kernel vectors for the CPU tests.
+
+    python scripts/gpu/issue10.py build   OUT     # build/load, copy the .so to OUT, build_info.json
+    python scripts/gpu/issue10.py capture OUT     # agreement.json + kernel_vectors.pt
+    python scripts/gpu/issue10.py verify  OUT     # `verify --kernel` for every catalog model (JSON)
+
+Run through scripts/gpu/issue10.sh (after `source .gpu/setup.sh`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TOKENS = (1, 64, 1024, 4096)
+SCALES = (1.0, 3.0)  # N(0,1) logits and a stated "realistic" 3x spread
+SEED = 0
+MAX_ROWS = 48  # divergent rows saved per configuration
+
+
+def _shapes():
+    """One routing shape per catalog model whose method a FlashInfer routing kernel implements."""
+    from moe_inspect.detect import describe
+    from moe_inspect.catalog import entries
+    from moe_inspect.kernels import trtllm_routing as tr
+
+    out = []
+    for entry in entries():
+        d = describe(entry.id, offline=True)
+        s, m = d.moe, d.routing.method
+        if m not in tr.METHOD_IDS:
+            continue
+        out.append(dict(model=entry.id, method=m, e=s.num_experts, k=s.top_k, g=s.n_group or 0, tg=s.topk_group or 0,
+                        scale=s.routed_scaling_factor, bias=bool(s.has_correction_bias),
+                        norm=bool(s.renormalize) if s.renormalize is not None else True))
+    for m in ("Renormalize", "SigmoidRenorm", "Sigmoid", "TopK", "TopKSigmoid"):  # no catalog model uses them
+        out.append(dict(model=f"synthetic E=128 k=8 {m}", method=m, e=128, k=8, g=0, tg=0, scale=None, bias=False,
+                        norm=True))
+    return out
+
+
+def cmd_build(out: Path) -> None:
+    from moe_inspect.kernels import trtllm_routing as tr
+
+    t0 = time.time()
+    info = tr.build_info()
+    info["build_or_load_s"] = round(time.time() - t0, 1)
+    if info.get("library"):
+        shutil.copy(info["library"], out / "trtllm_routing_sm90a.so")
+    (out / "build_info.json").write_text(json.dumps(info, indent=1))
+    print(json.dumps(info))
+
+
+def _set_diff(a, b):
+    import torch
+
+    sa, _ = torch.sort(a.long().cpu(), -1)
+    sb, _ = torch.sort(b.long().cpu(), -1)
+    return ~(sa == sb).all(-1)
+
+
+def _weights_equal(ids_a, w_a, ids_b, w_b):
+    """Among tokens with equal sets: fraction whose bf16 weights are bit-equal, max |diff| (fp32)."""
+    import torch
+
+    ia, pa = torch.sort(ids_a.long().cpu(), -1)
+    ib, pb = torch.sort(ids_b.long().cpu(), -1)
+    same = (ia == ib).all(-1)
+    wa = torch.gather(w_a.float().cpu(), 1, pa)
+    wb = torch.gather(w_b.float().cpu(), 1, pb)
+    eq = (wa == wb).all(-1) & same
+    diff = (wa - wb).abs().max(-1).values[same]
+    return int(eq.sum()), int(same.sum()), float(diff.max()) if diff.numel() else 0.0
+
+
+def _one(shape, t, scale, gen, vectors):
+    import torch
+
+    from moe_inspect.kernels import fused_topk_deepseek as ftd
+    from moe_inspect.kernels import trtllm_routing as tr
+    from moe_inspect.reference.routers import route
+
+    e, k = shape["e"], shape["k"]
+    logits = torch.randn(t, e, generator=gen) * scale
+    bias = (torch.randn(e, generator=gen) * 0.1) if shape["bias"] else None
+    kw = dict(top_k=k, bias=bias, n_group=shape["g"] or None, topk_group=shape["tg"] or None,
+              routed_scaling_factor=shape["scale"], norm_topk_prob=shape["norm"])
+    kern = tr.route(shape["method"], logits.cuda(), **{**kw, "bias": None if bias is None else bias.cuda()})
+    ref = route(shape["method"], logits, output_dtype=None, **kw)
+    exact = route(shape["method"], logits, kernel="trtllm-gen", **kw)
+    d_ref, d_exact = _set_diff(kern.topk_ids, ref.topk_ids), _set_diff(kern.topk_ids, exact.topk_ids)
+    weq, wsame, wmax = _weights_equal(kern.topk_ids, kern.topk_weights, exact.topk_ids, exact.topk_weights)
+    row = dict(model=shape["model"], method=shape["method"], T=t, logit_scale=scale,
+               kernel_vs_reference=int(d_ref.sum()), kernel_vs_exact=int(d_exact.sum()),
+               kernel_vs_reference_tokens=[int(i) for i in torch.nonzero(d_ref).flatten()[:64]],
+               kernel_vs_exact_tokens=[int(i) for i in torch.nonzero(d_exact).flatten()[:64]],
+               weights_bitequal_exact=weq, weights_compared=wsame, weights_max_abs_diff_exact=wmax,
+               ids_order_equal_exact=int((kern.topk_ids.cpu() == exact.topk_ids).all(-1).sum()))
+    if shape["method"] == "DeepSeekV3" and ftd.supported(90, e, k, shape["g"], shape["tg"]):
+        fids, fw = ftd.run(logits.cuda(), bias.cuda() if bias is not None else None, n_group=shape["g"],
+                           topk_group=shape["tg"], top_k=k, routed_scaling_factor=shape["scale"])
+        row["fused_vs_reference"] = int(_set_diff(fids, ref.topk_ids).sum())
+        row["fused_vs_trtllm"] = int(_set_diff(fids, kern.topk_ids).sum())
+    keep = torch.nonzero(d_ref | d_exact).flatten()[:MAX_ROWS].tolist()
+    if t >= 64:
+        keep = sorted(set(keep) | {0, 1})
+    if keep:
+        idx = torch.tensor(keep)
+        x = logits[idx]
+        vectors.append(dict(model=shape["model"], method=shape["method"], T=t, logit_scale=scale,
+                            kwargs={**{a: b for a, b in kw.items() if a != "bias"}}, bias=bias, tokens=keep,
+                            logits=x, kernel_ids=kern.topk_ids.cpu()[idx], kernel_weights=kern.topk_weights.cpu()[idx],
+                            cuda_sigmoid=(0.5 * torch.tanh(0.5 * x.cuda()) + 0.5).cpu()))
+    return row
+
+
+def cmd_capture(out: Path) -> None:
+    import torch
+
+    rows, vectors, seen = [], [], set()
+    for shape in _shapes():
+        key = (shape["method"], shape["e"], shape["k"], shape["g"], shape["tg"], shape["scale"], shape["bias"])
+        if key in seen:
+            continue
+        seen.add(key)
+        gen = torch.Generator().manual_seed(SEED)
+        for t in TOKENS:
+            for scale in SCALES:
+                try:
+                    rows.append(_one(shape, t, scale, gen, vectors))
+                except Exception as e:  # record and go on: one shape must not hide the others
+                    rows.append(dict(model=shape["model"], method=shape["method"], T=t, logit_scale=scale,
+                                     error=f"{type(e).__name__}: {e}"[:300]))
+                print(json.dumps(rows[-1])[:300], flush=True)
+    (out / "agreement.json").write_text(json.dumps(rows, indent=1))
+    torch.save(vectors, out / "kernel_vectors.pt")
+
+
+def cmd_verify(out: Path) -> None:
+    from moe_inspect.catalog import entries
+
+    results = {}
+    for entry in entries():
+        for scale in SCALES:
+            for t in (1, 64, 1024):
+                cmd = [sys.executable, "-c", "from moe_inspect.cli.app import main; main()", "verify", entry.id, "--offline", "--kernel", "--tokens",
+                       str(t), "--logit-scale", str(scale), "--json"]
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                key = f"{entry.id} T={t} scale={scale}"
+                try:
+                    results[key] = {"exit": p.returncode, **json.loads(p.stdout)}
+                except Exception:
+                    results[key] = {"exit": p.returncode, "stdout": p.stdout[-500:], "stderr": p.stderr[-500:]}
+                print(key, p.returncode, flush=True)
+    (out / "verify_kernel.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    sub, out = sys.argv[1], Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    {"build": cmd_build, "capture": cmd_capture, "verify": cmd_verify}[sub](out)
