@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the catalog support matrix in docs/check.md from `moe_inspect.check.catalog_matrix` (rendered by moe_inspect.cli.catalog).
+"""Regenerate the generated blocks of docs/check.md: the catalog support matrix and the shape-gate table from `moe_inspect.check.catalog_matrix` (rendered by moe_inspect.cli.catalog).
 
     python scripts/gen_support_matrix.py          # rewrite the generated block
     python scripts/gen_support_matrix.py --check  # exit 1 when docs/check.md is stale
@@ -41,12 +41,35 @@ def generated_block() -> str:
     return f"{BEGIN}\n{head}{catalog_markdown(rows)}{tail}{END}"
 
 
+GATES_BEGIN = "<!-- BEGIN GENERATED: shape-gates (scripts/gen_support_matrix.py) -->"
+GATES_END = "<!-- END GENERATED: shape-gates -->"
+
+
+def gates_block() -> str:
+    """Every per-rank shape gate of moe_inspect.deploy.shapes (SHAPE_GATES), with its vLLM 0.33.0 source."""
+    from moe_inspect.deploy.shapes import gate_table
+
+    def cell(x: str) -> str:
+        return x.replace("|", "\\|").replace("\n", " ")
+
+    out = ["| gate | scheme | when | must hold | outcome | vLLM's message | source |", "|---|---|---|---|---|---|---|"]
+    for g in gate_table():
+        out.append("| " + " | ".join(cell(str(g[k])) for k in ("name", "scheme", "applies", "rule", "outcome",
+                                                                 "message", "source")) + " |")
+    return f"{GATES_BEGIN}\n" + "\n".join(out) + f"\n{GATES_END}"
+
+
+def _replace(text: str, begin: str, end: str, block: str) -> str:
+    if begin not in text or end not in text:
+        raise SystemExit(f"{DOC}: generated-block markers {begin!r} not found")
+    pre, rest = text.split(begin, 1)
+    _, post = rest.split(end, 1)
+    return pre + block + post
+
+
 def render(text: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{DOC}: generated-block markers not found")
-    pre, rest = text.split(BEGIN, 1)
-    _, post = rest.split(END, 1)
-    return pre + generated_block() + post
+    text = _replace(text, BEGIN, END, generated_block())
+    return _replace(text, GATES_BEGIN, GATES_END, gates_block())
 
 
 def main(argv: list[str]) -> int:

@@ -5,6 +5,12 @@ Core only (no torch, typer or rich). ``layout`` derives the layout as vLLM 0.33.
 gates and the memory estimate.
 """
 
-from .layout import Layout, derive_layout, local_experts
-
 __all__ = ["Layout", "derive_layout", "local_experts"]
+
+
+def __getattr__(name: str):  # lazy: `import moe_inspect.deploy.vllm_args` stays cheap
+    if name in __all__:
+        from . import layout
+
+        return getattr(layout, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,9 +12,7 @@ flag is listed back as ignored (never silently dropped). Spellings follow vLLM 0
 
 from __future__ import annotations
 
-import json
 import re
-import shlex
 from dataclasses import dataclass, field
 
 from ..errors import BadInputError
@@ -171,10 +169,12 @@ def parse_gpu_memory_utilization(text: str | float) -> float:
 
 
 def _json_object(flag: str, text: str) -> dict:
+    import json
+
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BadInputError(f"--vllm-args {flag}: not valid JSON ({e.msg})") from None
+    except ValueError as e:  # json.JSONDecodeError
+        raise BadInputError(f"--vllm-args {flag}: not valid JSON ({getattr(e, 'msg', e)})") from None
     if not isinstance(obj, dict):
         raise BadInputError(f"--vllm-args {flag}: expected a JSON object")
     return obj
@@ -216,6 +216,8 @@ def _redundant(v: object) -> int:
 
 def parse_vllm_args(text: str) -> VllmArgs:
     """One ``vllm serve`` command line (with or without the leading ``vllm serve``) -> VllmArgs."""
+    import shlex
+
     try:
         tokens = shlex.split(text)
     except ValueError as e:
