@@ -509,3 +509,20 @@ def test_vllm_52997_qwen3_5_shared_expert_tp8():
     assert "shared_expert.down_proj" in r.load_errors[0].layer
     # the routed experts alone would refine: 512/8 = 64, gcd(128, 64, 2048) = 64
     assert r.per_rank["fp8_block"]["used"] == [64, 64]
+
+
+def test_glm4_moe_shared_expert_is_never_replicated():
+    # zai-org/GLM-4.7 layout (models.json) in FP8 block: shared expert 1536/8 = 192, 192 % 128 != 0.
+    # Glm4MoeMLP is always TP-sharded (glm4_moe.py:80-105, :174), even under sequence-parallel MoE,
+    # unlike DeepseekV2MLP (deepseek_v2.py:266,275: disable_tp=is_sequence_parallel)
+    glm = {"architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe", "n_routed_experts": 160,
+           "num_experts_per_tok": 8, "n_shared_experts": 1, "moe_intermediate_size": 1536, "intermediate_size": 12288,
+           "hidden_size": 5120, "num_hidden_layers": 92, "first_k_dense_replace": 3, "n_group": 1, "topk_group": 1,
+           "norm_topk_prob": True, "routed_scaling_factor": 2.5, "quantization_config": FP8_BLOCK}
+    msg = "Weight input_size_per_partition = 192 is not divisible by weight quantization block_k = 128."
+    for layout in ({"tp": 8}, {"tp": 8, "dp": 2, "ep_enabled": True}):
+        r = report(glm, **layout)
+        assert msg in messages(r), layout
+    ds = {**glm, "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3"}
+    assert msg in messages(report(ds, tp=8))
+    assert msg not in messages(report(ds, tp=8, dp=2, ep_enabled=True))  # replicated under SP MoE
