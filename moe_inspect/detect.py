@@ -35,7 +35,8 @@ def describe_files(
     if files.ref.architecture is None:
         files.ref.architecture = spec.architecture
     warnings = _dedupe([*files.warnings, *spec_warnings, *q.warnings, *r.warnings])
-    return ModelDescription(model=files.ref, moe=spec, routing=r, quantization=q, tensors=evidence, warnings=warnings)
+    return ModelDescription(model=files.ref, moe=spec, routing=r, quantization=q, tensors=evidence, warnings=warnings,
+                            shape=normalize.read_shape(files.config, spec))
 
 
 def describe(

@@ -19,9 +19,9 @@ from typing import Any, Callable
 from . import archs
 from .archs import ArchRow, Grouped, Rule, Schedule
 from .errors import ConfigError, NotMoEError
-from .spec import MoESpec, TensorEvidence, TensorInfo
+from .spec import ModelShape, MoESpec, TensorEvidence, TensorInfo
 
-__all__ = ["normalize", "MAX_EXPERTS", "MAX_TOP_K", "MAX_LAYERS", "MAX_WIDTH"]
+__all__ = ["normalize", "read_shape", "MAX_EXPERTS", "MAX_TOP_K", "MAX_LAYERS", "MAX_WIDTH"]
 
 CONFIG_FILE = "config.json"
 MAX_EXPERTS = 1_000_000
@@ -930,3 +930,50 @@ def _build(b: _Builder) -> MoESpec:
     spec.guessed = [g for g in b.guessed if g in spec.provenance]
     spec.notes = b.notes
     return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# non-MoE shapes
+
+#: ModelShape field -> config keys (first present, non-null wins; dotted into the MoE view).
+_SHAPE_KEYS: dict[str, tuple[str, ...]] = {
+    "vocab_size": ("vocab_size", "padded_vocab_size"),
+    "num_attention_heads": ("num_attention_heads", "n_heads", "num_heads"),
+    "num_key_value_heads": ("num_key_value_heads", "attn_config.kv_n_heads", "num_kv_heads"),
+    "head_dim": ("head_dim",),
+    "q_lora_rank": ("q_lora_rank",),
+    "kv_lora_rank": ("kv_lora_rank",),
+    "qk_nope_head_dim": ("qk_nope_head_dim",),
+    "qk_rope_head_dim": ("qk_rope_head_dim",),
+    "v_head_dim": ("v_head_dim",),
+}
+
+
+def read_shape(config: dict, spec: MoESpec) -> ModelShape:
+    """Attention, vocabulary and dense-MLP shapes of the model whose MoE ``spec`` describes."""
+    view, prefix, _ = _moe_view(config)
+    shape = ModelShape()
+    for name, keys in _SHAPE_KEYS.items():
+        for key in keys:
+            raw = _lookup(view, key)
+            if raw is _MISSING or raw is None:
+                continue
+            setattr(shape, name, _count(raw, prefix + key, maximum=MAX_WIDTH))
+            shape.provenance[name] = f"config:{prefix}{key}"
+            break
+    heads, kv = shape.num_attention_heads, shape.num_key_value_heads
+    if shape.head_dim is None and heads and spec.hidden_size:
+        shape.head_dim = spec.hidden_size // heads
+        shape.provenance["head_dim"] = "derived:hidden_size / num_attention_heads"
+    if shape.kv_lora_rank is not None:
+        shape.attention, shape.provenance["attention"] = "mla", f"config:{prefix}kv_lora_rank"
+    elif heads:
+        shape.attention = "gqa" if kv is not None and kv < heads else "mha"
+        shape.provenance["attention"] = "derived:num_key_value_heads vs num_attention_heads"
+    dense = _lookup(view, "intermediate_size")
+    # unless intermediate_size is the routed experts' width (Mixtral, MiniMax): then no dense MLP
+    is_expert_width = spec.provenance.get("moe_intermediate_size") == f"config:{prefix}intermediate_size"
+    if dense is not _MISSING and dense is not None and not is_expert_width:
+        shape.dense_intermediate_size = _count(dense, prefix + "intermediate_size", maximum=MAX_WIDTH)
+        shape.provenance["dense_intermediate_size"] = f"config:{prefix}intermediate_size"
+    return shape

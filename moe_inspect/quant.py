@@ -480,10 +480,41 @@ def detect_quant(
     qc, prefix = _find_quant_config(config)
     hq = _hf_quantization(hf_quant_config)
     if hq is not None and hq.get("quant_algo") is not None:
-        return _reconcile(_from_hf_quant_config(hq, qc), ev, config)
+        info = _from_hf_quant_config(hq, qc)
+        _read_ignored(info, hq, ("exclude_modules",), "hf_quant_config:quantization")
+        return _reconcile(info, ev, config)
     if qc is None:
         return _without_quant_config(ev, config)
-    return _reconcile(_from_quant_method(qc, prefix, config), ev, config)
+    info = _from_quant_method(qc, prefix, config)
+    qm = str(qc.get("quant_method") or "compressed-tensors").lower().replace("_", "-")
+    _read_ignored(info, qc, _IGNORE_KEYS.get(qm, ()), f"config:{prefix}")
+    return _reconcile(info, ev, config)
+
+
+#: Keys vLLM v0.33.0 reads for the modules left unquantized, per quant_method (first non-empty
+#: wins): fp8.py:162-167 (ignored_layers, else modules_to_not_convert), modelopt.py:342
+#: (hf_quant_config.json exclude_modules) and :359 (config.json ignore, else exclude_modules),
+#: compressed_tensors.py:254 (ignore). Mxfp4Config.from_config reads nothing (mxfp4.py:67-68).
+_IGNORE_KEYS: dict[str, tuple[str, ...]] = {
+    "fp8": ("ignored_layers", "modules_to_not_convert"),
+    "modelopt": ("ignore", "exclude_modules"),
+    "modelopt-fp4": ("ignore", "exclude_modules"),
+    "modelopt-nvfp4": ("ignore", "exclude_modules"),
+    "compressed-tensors": ("ignore",),
+}
+
+
+def _read_ignored(info: QuantInfo, qc: dict, keys: tuple[str, ...], where: str) -> None:
+    """``info.ignored_modules``: the module names vLLM keeps unquantized (with provenance)."""
+    for key in keys:
+        value = qc.get(key)
+        if not value:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}.{key} must be a list of module names, got {str(value)[:60]!r}")
+        info.ignored_modules = list(value)
+        info.provenance.append(f"{where}.{key} ({len(value)} modules)")
+        return
 
 
 def _hf_quantization(hf_quant_config: dict | None) -> dict | None:

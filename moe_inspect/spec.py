@@ -113,6 +113,8 @@ class QuantInfo:
     vllm_weight_key: str | None = None  # vLLM QuantKey name for weights, e.g. "kFp8Static128BlockSym"
     vllm_activation_key: str | None = None  # e.g. "kFp8Dynamic128Sym"; None = unquantized activations
     expert_format: str | None = None  # quant format of the routed experts when it differs (DeepSeek-V4)
+    # modules vLLM leaves unquantized (quantization_config ignore / ignored_layers / exclude_modules)
+    ignored_modules: list[str] = field(default_factory=list)
     provenance: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -156,6 +158,30 @@ class ModelRef:
 
 
 @dataclass
+class ModelShape:
+    """The non-MoE shapes memory estimates and per-layer shape gates need, from config.json.
+
+    Every field set records its source in ``provenance`` (``config:<key>``, or ``derived:<how>``);
+    None = the config does not say."""
+
+    vocab_size: int | None = None
+    dense_intermediate_size: int | None = None  # width of the dense (non-MoE) MLP layers
+    attention: str | None = None  # "mla" (kv_lora_rank set) | "gqa" | "mha"
+    num_attention_heads: int | None = None
+    num_key_value_heads: int | None = None
+    head_dim: int | None = None
+    q_lora_rank: int | None = None  # MLA (DeepSeek-V2/V3 family)
+    kv_lora_rank: int | None = None
+    qk_nope_head_dim: int | None = None
+    qk_rope_head_dim: int | None = None
+    v_head_dim: int | None = None
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class ModelDescription:
     model: ModelRef
     moe: MoESpec
@@ -163,6 +189,7 @@ class ModelDescription:
     quantization: QuantInfo
     tensors: TensorEvidence | None = None
     warnings: list[str] = field(default_factory=list)
+    shape: ModelShape | None = None  # attention / vocab / dense widths (added for memory math)
 
     def to_dict(self) -> dict:
         return {
@@ -172,6 +199,7 @@ class ModelDescription:
             "routing": self.routing.to_dict(),
             "quantization": self.quantization.to_dict(),
             "tensors": self.tensors.to_dict() if self.tensors else None,
+            "shape": self.shape.to_dict() if self.shape else None,
             "warnings": list(self.warnings),
         }
 

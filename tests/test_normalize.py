@@ -982,3 +982,34 @@ def test_rows_marked_v0330_are_verified():
     for r in archs.ROWS:
         if "v0.33.0" in r.source:
             assert r.verified, r.family
+
+
+# ------------------------------------------------------------------ non-MoE shapes (ModelShape)
+def test_read_shape_mla_gqa_and_dense_width():
+    from moe_inspect.normalize import read_shape
+
+    # DeepSeek-V3's config.json (values from its model card config): MLA, 128 heads, dense layers 18432
+    ds = {"model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"], "n_routed_experts": 256,
+          "num_experts_per_tok": 8, "hidden_size": 7168, "num_hidden_layers": 61, "moe_intermediate_size": 2048,
+          "intermediate_size": 18432, "num_attention_heads": 128, "num_key_value_heads": 128,
+          "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+          "v_head_dim": 128, "vocab_size": 129280, "first_k_dense_replace": 3, "n_group": 8, "topk_group": 4}
+    spec, _ = normalize(ds)
+    s = read_shape(ds, spec)
+    assert (s.attention, s.kv_lora_rank, s.q_lora_rank, s.qk_rope_head_dim) == ("mla", 512, 1536, 64)
+    assert s.vocab_size == 129280 and s.dense_intermediate_size == 18432
+    assert s.head_dim == 7168 // 128 and s.provenance["head_dim"].startswith("derived:")
+    assert s.provenance["vocab_size"] == "config:vocab_size"
+
+    # Mixtral: intermediate_size IS the expert width, there is no dense MLP; 32 heads over 8 KV heads
+    mx = {"model_type": "mixtral", "architectures": ["MixtralForCausalLM"], "num_local_experts": 8,
+          "num_experts_per_tok": 2, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+          "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000}
+    spec, _ = normalize(mx)
+    s = read_shape(mx, spec)
+    assert spec.moe_intermediate_size == 14336 and s.dense_intermediate_size is None
+    assert (s.attention, s.head_dim) == ("gqa", 128)
+
+    # a bad type is one line, like every other count
+    with pytest.raises(ConfigError, match="vocab_size"):
+        read_shape({**mx, "vocab_size": "32000"}, spec)

@@ -297,3 +297,24 @@ def test_bad_shapes_raise_config_error_naming_the_key(config, hf, key):
 def test_config_not_an_object():
     with pytest.raises(ConfigError):
         detect_quant(["not", "a", "dict"])
+
+
+# ---------------------------------------------------------------- modules vLLM leaves unquantized
+def test_ignored_modules_per_quant_method():
+    # fp8: ignored_layers wins, else modules_to_not_convert (vLLM 0.33.0 fp8.py:162-167)
+    q = detect_quant({"quantization_config": {**DSV3_QC, "modules_to_not_convert": ["lm_head", "gate"]}})
+    assert q.ignored_modules == ["lm_head", "gate"]
+    assert "config:quantization_config.modules_to_not_convert (2 modules)" in q.provenance
+    q = detect_quant({"quantization_config": {**DSV3_QC, "ignored_layers": ["lm_head"],
+                                              "modules_to_not_convert": ["x"]}})
+    assert q.ignored_modules == ["lm_head"]
+    # ModelOpt hf_quant_config.json: exclude_modules (modelopt.py:342)
+    hf = {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "NVFP4", "group_size": 16,
+                                                              "exclude_modules": ["lm_head", "model.layers.0.mlp"]}}
+    assert detect_quant({}, hf_quant_config=hf).ignored_modules == ["lm_head", "model.layers.0.mlp"]
+    # mxfp4: vLLM's Mxfp4Config reads no ignore list (mxfp4.py:67-68)
+    q = detect_quant({"model_type": "gpt_oss", "quantization_config": {
+        "quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]}})
+    assert q.ignored_modules == []
+    with pytest.raises(ConfigError, match="ignored_layers"):
+        detect_quant({"quantization_config": {**DSV3_QC, "ignored_layers": "lm_head"}})
