@@ -526,3 +526,11 @@ def test_glm4_moe_shared_expert_is_never_replicated():
     ds = {**glm, "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3"}
     assert msg in messages(report(ds, tp=8))
     assert msg not in messages(report(ds, tp=8, dp=2, ep_enabled=True))  # replicated under SP MoE
+
+
+def test_vocab_parallel_embedding_divides_tp():
+    # vocab_parallel_embedding.py:289-306: divide(pad_vocab_size(vocab, 64), tp); 151936 = 64 x 2374, 2374 % 3 != 0
+    cfg = {**QWEN3_30B, "num_attention_heads": 48, "num_key_value_heads": 3, "vocab_size": 151936}
+    r = report(cfg, scheme="bf16", tp=3)
+    assert "151936 is not divisible by 3" in messages(r)
+    assert not any("151936" in m for m in messages(report(cfg, scheme="bf16", tp=2)))

@@ -213,6 +213,7 @@ def _mk_ignore(value: Any, mode: str, source: str) -> IgnoreList:
 SP_REPLICATED_SHARED = frozenset({"deepseek_v2", "deepseek_v3", "glm_moe_dsa", "qwen3_next", "qwen3_5_moe", "llama4",
                                   "deepseek_v4"})
 MLA_FAMILIES = frozenset({"deepseek_v2", "deepseek_v3", "glm_moe_dsa"})
+NO_DENSE_MLP = frozenset({"nemotron_h"})  # its non-MoE layers are Mamba or attention blocks, not MLPs
 # the shared-expert module name per family (for ignore-list matching and messages)
 _SHARED_NAME = {"qwen2_moe": "mlp.shared_expert", "qwen3_next": "mlp.shared_expert", "qwen3_5_moe": "mlp.shared_expert",
                 "llama4": "feed_forward.shared_expert"}
@@ -376,6 +377,10 @@ def _mlp_layers(ctx: ShapeContext, prefixes: list[str], width: int, what: str, t
 def _dense_linears(ctx: ShapeContext) -> list[LinearLayer]:
     dense = _dense_layers(ctx)
     if not dense or not ctx.H:
+        return []
+    if ctx.family in NO_DENSE_MLP:
+        ctx.notes.append(f"layers {_span(dense)} are not MoE layers of a hybrid model (Mamba / attention "
+                         "blocks): not checked")
         return []
     key = "intermediate_size_mlp" if ctx.family == "llama4" else "intermediate_size"
     width = _int(ctx.cfg, key)
@@ -800,6 +805,12 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
           "sharded dimension % tp == 0", "{num} is not divisible by {den}",
           "model_executor/layers/linear.py:1708 (RowParallel), :497 (ColumnParallel) -> distributed/utils.py:51-55",
           "load_error", _ALWAYS, _tp_divide),
+    _gate("vocab_parallel_divide", "any", "VocabParallelEmbedding / ParallelLMHead (vocab padded to 64)",
+          "round_up(vocab_size, 64) % tp == 0", "{num} is not divisible by {den}",
+          "model_executor/layers/vocab_parallel_embedding.py:95-97, :289-306 -> distributed/utils.py:51-55",
+          "load_error", lambda c: _int(c.cfg, "vocab_size") is not None,
+          lambda c: _one(_round_up(_int(c.cfg, "vocab_size"), 64) % c.layout.tp != 0, layer="embed_tokens",
+                         num=_round_up(_int(c.cfg, "vocab_size"), 64), den=c.layout.tp)),
     _gate("fp8_block_row_parallel", "fp8_block (any FP8 block config)",
           "quantized RowParallelLinear (o_proj, down_proj of dense MLPs and TP-sharded shared experts), tp > 1",
           "(input_size / tp) % block_k == 0",
