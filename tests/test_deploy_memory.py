@@ -194,3 +194,13 @@ def test_index_total_size_fills_in_missing_attention(tmp_path):
 def test_no_gpu_memory_is_unknown():
     m = estimate(DSV3, "fp8_block", 0, tp=8)
     assert m.usable_gib is None and m.fits is None and "GPU memory unknown" in m.unknowns
+
+
+def test_pipeline_parallel_splits_layers():
+    # PP 2 x TP 8: the fullest stage holds ceil(61/2) = 31 layers -> at most 31 of the 58 MoE layers
+    m = estimate(DSV3, "fp8_block", 141, tp=8, pp=2)
+    assert m.breakdown_gib["routed experts"] == pytest.approx(ROUTED_TP8_GIB * 31 / 58, abs=0.01)
+    assert m.breakdown_gib["embedding + lm_head"] == pytest.approx(0.43 / 2, abs=0.01)
+    assert "pipeline parallel 2" in m.basis
+    # KV: 31 layers on that stage
+    assert m.kv_bytes_per_token == 31 * 576 * 2

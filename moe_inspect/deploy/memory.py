@@ -86,6 +86,7 @@ class Part:
     params: float  # global parameter count (whole model, loaded layers only)
     bytes_per_param: float
     split: str  # "experts" | "tp" | "vocab" | "replicated"
+    layers: int = 0  # decoder layers it spans (0: not layer-bound — embedding, lm_head, final norm)
 
     @property
     def bytes(self) -> float:
@@ -155,26 +156,28 @@ def parts(ctx: ShapeContext, unknowns: list[str]) -> list[Part]:
         per_expert = 3 * H * ctx.I + ((2 * ctx.I + H) if ctx.has_bias else 0)
         out.append(Part("routed experts", float(n_moe * m.num_experts * per_expert),
                         BYTES_PER_PARAM.get(ctx.scheme, 2.0) if ctx.scheme != "int4" else _lin_bytes(ctx, True),
-                        "experts"))
-        out.append(Part("routers", float(n_moe * m.num_experts * (H + 1)), 2.0, "replicated"))
+                        "experts", n_moe))
+        out.append(Part("routers", float(n_moe * m.num_experts * (H + 1)), 2.0, "replicated", n_moe))
     else:
         unknowns.append("routed experts: expert width or hidden size unknown")
     shared = {lin.what: lin for lin in ctx.linears if "shared" in lin.what and lin.kind == "row"}
     for lin in shared.values():
         split = "replicated" if lin.tp == 1 and L.tp > 1 else "tp"
-        out.append(Part("shared experts", float(n_moe * 3 * H * lin.input_size), _lin_bytes(ctx, lin.quantized), split))
+        out.append(Part("shared experts", float(n_moe * 3 * H * lin.input_size), _lin_bytes(ctx, lin.quantized), split,
+                        n_moe))
     dense = [lin for lin in ctx.linears if lin.what.startswith("dense") and lin.kind == "row"]
     n_dense = (m.num_hidden_layers or 0) - n_moe
     for lin in dense:
-        out.append(Part("dense MLPs", float(n_dense * 3 * H * lin.input_size), _lin_bytes(ctx, lin.quantized), "tp"))
+        out.append(Part("dense MLPs", float(n_dense * 3 * H * lin.input_size), _lin_bytes(ctx, lin.quantized), "tp",
+                        n_dense))
     att = attention_params(ctx)
     n_layers = m.num_hidden_layers or 0
     if att is None:
         unknowns.append("attention weights: the config lacks the attention dimensions (or the attention is hybrid)")
     else:
         ab = _lin_bytes(ctx, _attn_quantized(ctx))
-        out.append(Part(f"attention ({att[2]})", att[0] * n_layers, ab, "tp"))
-        out.append(Part("attention (replicated)", att[1] * n_layers, ab, "replicated"))
+        out.append(Part(f"attention ({att[2]})", att[0] * n_layers, ab, "tp", n_layers))
+        out.append(Part("attention (replicated)", att[1] * n_layers, ab, "replicated", n_layers))
     vocab = _int(c, "vocab_size")
     if vocab is None or not H:
         unknowns.append("embedding and lm_head: the config has no vocab_size")
@@ -182,7 +185,7 @@ def parts(ctx: ShapeContext, unknowns: list[str]) -> list[Part]:
         n_emb = 1 if c.get("tie_word_embeddings") else 2
         out.append(Part("embedding + lm_head", float(n_emb * vocab * H), 2.0, "vocab"))
     if H:
-        out.append(Part("norms", float((2 * n_layers + 1) * H), 2.0, "replicated"))
+        out.append(Part("norms", float((2 * n_layers + 1) * H), 2.0, "replicated", n_layers))
     arch = (ctx.desc.model.architecture or "") if ctx.desc.model else ""
     if arch.endswith("ForConditionalGeneration") or isinstance((ctx.raw.config or {}).get("vision_config"), dict):
         unknowns.append("vision/audio encoder weights not counted (multimodal checkpoint)")
@@ -202,7 +205,25 @@ def _padding_factor(padding: tuple[Adjustment, ...]) -> float:
     return f
 
 
+def _stage_share(p: Part, ctx: ShapeContext) -> float:
+    """Share of a part on the fullest pipeline stage: at most ceil(layers / pp) of its layers; one of
+    embedding / lm_head (first / last stage). An upper bound per stage."""
+    pp = ctx.layout.pp
+    if pp <= 1:
+        return 1.0
+    if p.layers:
+        per_stage = -(-(ctx.desc.moe.num_hidden_layers or p.layers) // pp)
+        return min(p.layers, per_stage) / p.layers
+    if p.split == "vocab" and not ctx.cfg.get("tie_word_embeddings"):
+        return 0.5
+    return 1.0
+
+
 def per_gpu_bytes(p: Part, ctx: ShapeContext, pad: float) -> float:
+    return _per_rank_bytes(p, ctx, pad) * _stage_share(p, ctx)
+
+
+def _per_rank_bytes(p: Part, ctx: ShapeContext, pad: float) -> float:
     L = ctx.layout
     if p.split == "experts":
         counts = local_experts(ctx.E, L)
@@ -282,6 +303,9 @@ def _weights(ctx: ShapeContext, padding: tuple[Adjustment, ...], unknowns: list[
     breakdown = {}
     for p in loaded:
         breakdown[p.name] = breakdown.get(p.name, 0.0) + per_gpu_bytes(p, ctx, pad)
+    if ctx.layout.pp > 1:
+        notes.append(f"pipeline parallel {ctx.layout.pp}: the fullest stage, counted as ceil(layers/pp) of each "
+                     "layer kind plus one of embedding / lm_head (an upper bound)")
     computed_ckpt = sum(p.bytes for p in loaded) + _mtp_bytes(ctx, loaded)
     total = ctx.raw.index_total_size
     complete = not any(u.startswith(("routed", "attention", "embedding")) for u in unknowns)
