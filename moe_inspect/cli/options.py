@@ -20,7 +20,8 @@ RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Hub revi
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never contact the Hub (also HF_HUB_OFFLINE=1).")]
 NoCatalogOpt = Annotated[bool, typer.Option("--no-catalog", help="Do not fall back to the built-in catalog.")]
 VllmVersionOpt = Annotated[Optional[str], typer.Option(
-    "--vllm-version", help="vLLM enum the routing ids refer to: pre-39141, 39141, 44347, 0.33 (default).")]
+    "--vllm-version", help="vLLM release whose routing ids to use: 0.17.0 … 0.33.0 (default 0.33.0; "
+                           "each read from its wheel), or a PR key: pre-39141, 39141, 44347.")]
 FlashinferVersionOpt = Annotated[Optional[str], typer.Option(
     "--flashinfer-version", help="FlashInfer version whose RoutingMethodType ids to use: 0.6.7 … 0.7.2.post1 (default).")]
 
