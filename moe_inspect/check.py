@@ -457,11 +457,13 @@ def _pick(ctx: B.RoutingContext, cache: dict[str, B.Verdict], order: B.AutoOrder
     label = B.SCHEME_LABEL.get(ctx.scheme, ctx.scheme)
     if forced is not None:
         keys = _forced_rows(forced, order, ctx.scheme)
-        if not keys:
+        if not keys and any(b.moe_backend == forced for b in B.BACKENDS):
             return None, [], {"kind": "forced_backend", "message": (
                 f"moe_backend='{forced}' is not supported for {label} MoE (no {label} backend of vLLM "
                 f"{B.VLLM_VERSION} answers to it in this table)"), "source": "vllm 0.33.0 oracle/fp8.py:271-289 "
                 "map_fp8_backend (and its per-scheme siblings)"}
+        if not keys:  # a vLLM backend this table has no row for (deep_gemm_mega_moe, b12x, aiter, …)
+            return None, [], None
         trace = []
         for k in keys:
             if cache[k].supported:
@@ -592,6 +594,10 @@ def check(
     pool = selected if selected is not None else list(B.BACKENDS)  # rows that count for --require
 
     warnings: list[str] = list(deployment.layout.warnings)
+    forced = deployment.layout.moe_backend
+    if forced is not None and not any(b.moe_backend == forced for b in B.BACKENDS):
+        warnings.append(f"--moe-backend {forced} is a vLLM 0.33.0 backend this table has no row for: whether it "
+                        "runs is not checked (the layout and shape gates still are)")
     if ctx.scheme.startswith("unknown:"):
         warnings.append(f"quantization {ctx.scheme[8:]!r} is not in the backend table; every backend is rejected "
                         "(use --quant to ask what-if)")

@@ -265,3 +265,25 @@ def test_cold_check_with_a_layout_is_fast_and_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert time.perf_counter() - t0 < 5  # generous here; the 0.5 s median is measured by benchmarks/
+
+
+def test_forced_backend_without_a_row_is_not_a_blocker_but_is_said():
+    # vllm #52435: DeepSeek-V4-Flash, -tp 3 -ep --moe-backend deep_gemm_mega_moe ->
+    # "n_physical_experts=256 must be divisible by ep_size=3" (models/deepseek_v4/nvidia/model.py:350-359)
+    rep = C.check(cat("deepseek-ai/DeepSeek-V4-Flash"), gpus.parse_targets(["B200"]),
+                  deployment=dep(tp=3, ep=True, moe_backend="deep_gemm_mega_moe"))
+    t = one(rep)
+    assert not t.starts
+    msgs = [b["message"] for b in t.start_blockers]
+    assert any("n_physical_experts=256 must be divisible by ep_size=3" in m for m in msgs)
+    assert not any(b["kind"] == "forced_backend" for b in t.start_blockers)
+    assert any("no row for" in w for w in rep.warnings)
+
+
+def test_bf16_trtllm_pads_qwen3_30b_at_tp8():
+    # vllm #41360 (Qwen3-30B-A3B, B200, TP 8: 768/8 = 96, "K must be divisible by blockK"): vLLM 0.33.0
+    # pads the TRT-LLM BF16 expert width to 128 (oracle/unquantized.py), +33 % expert memory
+    t = one(C.check(cat("Qwen/Qwen3-30B-A3B"), gpus.parse_targets(["B200"]), deployment=dep(tp=8)))
+    assert t.starts and t.auto_choice.backend.key == "trtllm_bf16_mono"
+    pad = next(a for a in t.adjustments if "bf16" in a.kind)
+    assert pad.overhead_pct == pytest.approx(33.3, abs=0.1)

@@ -160,6 +160,8 @@ def start_line(tr) -> str:
     head = f"vLLM {B.VLLM_VERSION} would start: "
     if tr.starts:
         ch = tr.auto_choice
+        if ch is None:  # a forced backend the table has no row for
+            return head + f"yes, as far as checked — --moe-backend {tr.forced} (not modelled)"
         how = "forced by --moe-backend" if tr.forced else "auto"
         return head + f"yes — {ch.backend.name} ({how})"
     b = tr.start_blockers[0]
@@ -262,7 +264,7 @@ def _per_target(report, con) -> None:
         for b in tr.start_blockers[1:]:
             con.print(Text(f"  also: {b['message']} ({b['source']})", style="red"))
         for a in tr.adjustments:
-            pct = f" (+{a.overhead_pct:.1f} %)" if a.overhead_pct else ""
+            pct = f" (+{a.overhead_pct:.1f} %)" if a.overhead_pct and "%" not in a.detail else ""
             con.print(Text(f"  adjustment: {a.kind}: {a.detail}{pct}"))
         ml = memory_line(tr.memory, report.deployment)
         if ml:
