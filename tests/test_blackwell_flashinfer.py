@@ -12,7 +12,7 @@ What is driven is OUR code, the functions ``run_layer`` calls: ``plan`` (path + 
 
 * full model sizes on ``meta`` (shapes and dtypes of every launched tensor), every TRT-LLM path we
   offer, on SM100 and SM103, FromLogits and PackedPrecomputed;
-* values on CPU with E = 8 at MiniMax-M2.5's real H/I (3072/1536): the launched routing logits,
+* values on CPU with E = 8 at Qwen3-30B-A3B's real H/I (2048/768): the launched routing logits,
   bias, packed ids/weights and activations are the ones our code computed.
 
 Expected values come from the model configs (DeepSeek-V3: E=256, k=8, H=7168, I=2048, groups 8/4,
@@ -173,3 +173,148 @@ def _assert_packed_routing(packed, call):
     assert torch.equal(packed >> 16, call.topk_ids.to(torch.int32))
     bits = (packed & 0xFFFF).to(torch.int16).view(torch.bfloat16)
     assert torch.equal(bits, call.topk_weights.to(torch.bfloat16))
+
+
+# ----------------------------------------------------------------------------- values on CPU, E = 8
+CPU_H, CPU_I = 2048, 768  # Qwen3-30B-A3B hidden_size / moe_intermediate_size (config.json); E cut to 8, k to 4
+
+
+def _cpu_shapes(path) -> LayerShapes:
+    """Qwen3-30B-A3B's real H/I at E=8, k=4 (k < E: the FP8-block launcher needs E > k), with MiniMax2
+    routing (sigmoid + correction bias: the bias must reach the launch) where the path routes it in-kernel,
+    else Renormalize (MXFP4's allow-list: DeepSeekV3, Renormalize, RenormalizeNaive)."""
+    method = "MiniMax2" if "MiniMax2" in path.fused_methods else "Renormalize"
+    return LayerShapes(num_experts=8, top_k=4, hidden_size=CPU_H, intermediate_size=CPU_I, routing_method=method,
+                       routed_scaling_factor=1.0 if method == "MiniMax2" else None, has_bias=method == "MiniMax2")
+
+
+def _dequant_activation(path, hs, scale, hs_scale_global):
+    """The launched activations back to float32, per the layout each launcher reads."""
+    from moe_inspect.layer import quantizers as Q
+
+    if path.activation_format == "BF16":
+        return hs.float()
+    if path.activation_format == "NVFP4":  # global scale 1 (prepare_trtllm_fp4_activations)
+        return Q.dequantize_nvfp4(hs, scale, 1.0)
+    if path.activation_format == "MXFP8":
+        return Q.dequantize_mxfp8(hs, scale.view(torch.uint8))
+    if path.activation_format == "DeepSeekFp8":  # scales [H/128, T]: transposed
+        return hs.float() * scale.t().repeat_interleave(128, dim=-1)
+    return hs.float() / hs_scale_global  # FP8 per-tensor: the global scale multiplies before the cast
+
+
+def _run_cpu(arch, path, *, t=16, seed=0):
+    """Our path at E=8 on CPU through FlashInfer: (launches by mode, calls by mode, weights, x, logits)."""
+    from moe_inspect.layer.runner import fp8_activation_scales
+
+    s = _cpu_shapes(path)
+    w = random_layer(s, path.quant, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    hs_scale, inter = fp8_activation_scales(path, s.hidden_size, generator=g, device="cpu", torch=torch)
+    x = torch.randn((t, s.hidden_size), generator=g).to(torch.bfloat16)
+    logits = w.router_logits(x)
+    bias = w.router_bias.float() if w.router_bias is not None else None
+    out = {}
+    with blackwell(arch) as rec:
+        fi = K.flashinfer_namespace()
+        prep = prepare_layer(fi, path, w, device=torch.device("cpu"), hs_scale=hs_scale, inter_scale=inter)
+        for mode in MODES:
+            launch, call, _ = _launch(rec, fi, prep, mode, x, logits, bias)
+            out[mode] = (launch, call)
+    return out, w, x, logits, hs_scale
+
+
+CPU_CASES = [(100, q, a) for q, a in _trt_paths(100)] + [(103, "fp8", "quant")]
+
+
+@pytest.mark.parametrize("arch,quant,act", CPU_CASES, ids=[f"sm{a}-{q}-{x}" for a, q, x in CPU_CASES])
+def test_values_reach_the_launch_at_e8_on_cpu(arch, quant, act):
+    path = K.select_path(quant, arch, quantized_activations=act == "quant")
+    runs, w, x, logits, hs_scale = _run_cpu(arch, path)
+    s = w.shapes
+    for mode, (launch, call) in runs.items():
+        a = launch.args
+        assert a["routing_method_type"] == METHOD_ID[s.routing_method]
+        assert (a["num_experts"], a["top_k"], a["local_num_experts"]) == (8, 4, 8)
+        # activations: what the kernel reads is x, quantized in the launcher's layout
+        hs = _dequant_activation(path, a["hidden_states"], a.get("hidden_states_scale"), hs_scale)
+        rel = float((hs - x.float()).norm() / x.float().norm())
+        assert rel <= {"BF16": 0.0, "NVFP4": 0.12}.get(path.activation_format, 0.05), (mode, rel)
+        if mode == "FromLogits":
+            want = torch.bfloat16 if path.logits_dtype == "bfloat16" else torch.float32
+            assert torch.equal(a["routing_logits"], logits.to(want))
+            if s.routing_method == "MiniMax2":
+                assert torch.equal(a["routing_bias"], w.router_bias.float())
+            else:
+                assert a["routing_bias"] is None
+        else:
+            from moe_inspect.reference.routers import route
+
+            ref = route(s.routing_method, logits, top_k=4, bias=w.router_bias, routed_scaling_factor=s.routed_scaling_factor)
+            packed = launch.routed_ids()
+            assert torch.equal(packed >> 16, ref.topk_ids.to(torch.int32))
+            assert torch.equal((packed & 0xFFFF).to(torch.int16).view(torch.bfloat16), ref.topk_weights.to(torch.bfloat16))
+    launch = runs["FromLogits"][0]
+    w1, w2 = w.bf16_canonical()
+    if path.config_class == "TrtllmBf16Config":  # BlockMajorK is a per-expert permutation of our BF16 weights
+        for name, ours in (("gemm1_weights", w1), ("gemm2_weights", w2)):
+            got = launch.tensor(name).double().flatten(1)
+            assert torch.allclose(got.sum(1), ours.double().flatten(1).sum(1), rtol=0, atol=1e-6)
+            assert torch.allclose(got.abs().sum(1), ours.double().abs().flatten(1).sum(1), rtol=1e-12)
+    if path.weight_format == "DeepSeekFp8":  # 128x128 block scales = amax / 448 of OUR weights, expert by expert
+        blocks = w1.float().reshape(8, 2 * s.intermediate_size // 128, 128, s.hidden_size // 128, 128)
+        want = blocks.abs().amax(dim=(2, 4)) / 448.0
+        got = launch.tensor("gemm1_weights_scale").float()
+        assert torch.allclose(got.flatten(1).sort(1).values, want.flatten(1).sort(1).values, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the bugs issue 14 found
+def test_fp8_per_tensor_with_precomputed_routing_passes_the_activation_scale():
+    """Bug: the PackedPrecomputed activation pack was built without hidden_states_scale_global, and
+    FlashInfer failed with TypeError (fused_moe/prepare.py:957) -> "FlashInfer refused the layer"."""
+    s = LayerShapes(num_experts=8, top_k=2, hidden_size=256, intermediate_size=128, routing_method="Default")
+    for arch in (100, 103):
+        path, mode = plan(RunLayerOptions(quant="fp8"), s, arch)  # Default is not in the FromLogits allow-list
+        assert (path.config_class, mode) == ("TrtllmFp8PerTensorConfig", "PackedPrecomputed")
+        w = random_layer(s, "fp8")
+        x = torch.randn((4, 256)).to(torch.bfloat16)
+        with blackwell(arch) as rec:
+            fi = K.flashinfer_namespace()
+            prep = prepare_layer(fi, path, w, device=torch.device("cpu"), hs_scale=20.0, inter_scale=56.0)
+            launch, _, _ = _launch(rec, fi, prep, mode, x, w.router_logits(x), None)
+        assert launch.name == "trtllm_fp8_per_tensor_scale_routed_moe"
+        assert torch.equal(launch.tensor("hidden_states"), (x.float() * 20.0).to(torch.float8_e4m3fn))
+
+
+@pytest.mark.parametrize("quant,act", [("mxfp4", "quant"), ("mxfp4", "bf16"), ("nvfp4", "quant")])
+def test_gpt_oss_20b_shapes_are_refused_on_sm100_as_flashinfer_does(quant, act):
+    """gpt-oss-20b: H = I = 2880 (config.json). FlashInfer's TRT-LLM FP4 preparation needs H and I
+    multiples of 128 for MXFP4 (ValueError) and H a multiple of 128 for NVFP4 (a bare AssertionError
+    from flashinfer/utils.py:1123); our plan accepted multiples of 64 and let it reach the GPU."""
+    from moe_inspect.errors import UnsupportedError
+
+    s = LayerShapes(num_experts=32, top_k=4, hidden_size=2880, intermediate_size=2880, routing_method="Renormalize")
+    with pytest.raises(UnsupportedError) as e:
+        plan(RunLayerOptions(quant=quant, act=act), s, 100)
+    msg = str(e.value)
+    assert "\n" not in msg and "--hidden 2880 / --intermediate 2880" in msg and "TrtllmFp4Config" in msg
+    assert ("multiple of 128" in msg) or ("multiples of 128" in msg)
+    # and FlashInfer's own preparation refuses it too (so the gate is not stricter than FlashInfer)
+    path = K.select_path(quant, 100, quantized_activations=act == "quant")
+    with blackwell(100):
+        fi = K.flashinfer_namespace()
+        with pytest.raises((ValueError, AssertionError)):
+            prepare_layer(fi, path, _meta_layer(s), device=torch.device("meta"))
+
+
+def test_fp8_block_needs_more_experts_than_top_k():
+    """FlashInfer's FP8-block launcher checks num_experts > top_k in C++ (data/csrc/
+    trtllm_fused_moe_kernel_launcher.cu:4278, Fp8BlockScaleLauncher::check_routing): k = E is refused
+    by our plan instead of by the GPU. MXFP8 launches through the same launcher."""
+    from moe_inspect.errors import UnsupportedError
+
+    s = LayerShapes(num_experts=8, top_k=8, hidden_size=256, intermediate_size=256, routing_method="Renormalize")
+    for quant in ("fp8-block", "mxfp8"):
+        with pytest.raises(UnsupportedError, match=r"--top-k 8: TrtllmFp8BlockConfig's launcher needs experts > top_k"):
+            plan(RunLayerOptions(quant=quant), s, 100)
+    assert plan(RunLayerOptions(quant="nvfp4"), s, 100)[0].config_class == "TrtllmFp4Config"  # k = E is fine there

@@ -24,6 +24,19 @@ def test_e2m1_rounds_to_nearest_with_ties_to_the_even_code():
     assert torch.equal(Q.e2m1_decode(Q.e2m1_encode(x)), want)
 
 
+def test_e2m1_matches_brute_force_nearest_even_on_a_dense_grid():
+    """Every multiple of 1/64 in [-7, 7] (all ties included) against a plain search of the E2M1 table."""
+    mags = list(Q.E2M1_VALUES)
+    x = torch.arange(-7 * 64, 7 * 64 + 1) / 64.0
+    want = []
+    for v in x.tolist():
+        d = [abs(abs(v) - m) for m in mags]
+        best = min(d)
+        code = min(i for i, di in enumerate(d) if di == best and (d.count(best) == 1 or i % 2 == 0))
+        want.append(code | (8 if v < 0 and code else 0))
+    assert Q.e2m1_encode(x).tolist() == want
+
+
 def test_fp4_packing_puts_the_even_element_in_the_low_nibble():
     codes = torch.tensor([[1, 2, 3, 15]], dtype=torch.uint8)
     packed = Q.pack_fp4(codes)

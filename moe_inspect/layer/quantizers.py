@@ -33,12 +33,6 @@ NVFP4_BLOCK = 16
 MX_BLOCK = 32
 FP8_BLOCK = 128
 
-# midpoints between consecutive E2M1 magnitudes; a value exactly on a midpoint goes to the even code
-_E2M1_MIDPOINTS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)
-# the midpoint index whose UPPER neighbour has an even code (codes 2, 4, 6) -> ties round up there
-_TIE_UP = (False, True, False, True, False, True, False)
-
-
 @dataclass(frozen=True)
 class FormatInfo:
     """One ``--quant`` format: element bits, block size along K, scale kind, and source."""
@@ -71,15 +65,16 @@ def _check_k(x: torch.Tensor, block: int, what: str) -> None:
 
 # ------------------------------------------------------------------------------------- E2M1
 def e2m1_encode(x: torch.Tensor) -> torch.Tensor:
-    """Round float values (already divided by their scale) to E2M1 codes (uint8 0..15)."""
-    a = x.abs().float().clamp(max=E2M1_MAX)
-    mids = torch.tensor(_E2M1_MIDPOINTS, dtype=torch.float32, device=x.device)
-    code = torch.bucketize(a, mids, right=False)  # a == midpoint -> lower code
-    tie_up = torch.tensor(_TIE_UP + (False,), dtype=torch.bool, device=x.device)
-    on_mid = (code < len(_E2M1_MIDPOINTS)) & (a == mids[code.clamp(max=len(_E2M1_MIDPOINTS) - 1)])
-    code = code + (on_mid & tie_up[code]).to(code.dtype)
-    sign = ((x < 0) & (code > 0)).to(torch.int64) << 3
-    return (code | sign).to(torch.uint8)
+    """Round float values (already divided by their scale) to E2M1 codes (uint8 0..15).
+
+    Round to nearest, ties to the even code, by range: below 2 the grid step is 0.5 (code = 2a),
+    in [2, 4) it is 1 (code = a + 2), above 4 it is {4, 6} (a tie at 5 goes to 4). ``torch.round``
+    rounds halves to even, which is the even CODE in each range. NaN -> code 7 (6.0), as before."""
+    a = x.abs().float().clamp_(max=E2M1_MAX)
+    code = torch.where(a < 2, torch.round(a * 2), torch.where(a < 4, torch.round(a) + 2, (~(a <= 5)).float() + 6))
+    code = code.to(torch.uint8)
+    sign = ((x < 0) & (code > 0)).to(torch.uint8) << 3
+    return code | sign
 
 
 def e2m1_decode(codes: torch.Tensor) -> torch.Tensor:
