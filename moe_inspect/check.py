@@ -514,6 +514,9 @@ def _memory(desc: ModelDescription, dep: Deployment, scheme: str, target: Target
                                   padding=padding)
 
 
+_MEM_SOURCE = "moe_inspect memory estimate (memory.basis says from what)"
+
+
 def _blockers(dep: Deployment, shape, pick_error: dict | None, mem) -> list[dict]:
     """Why vLLM would not start, in the order it would fail: config, backend selection, load, memory."""
     out = [{"kind": "refusal", "message": r.message, "source": r.source} for r in dep.layout.refusal_details]
@@ -525,9 +528,14 @@ def _blockers(dep: Deployment, shape, pick_error: dict | None, mem) -> list[dict
         if mem.fits is False:
             out.append({"kind": "memory", "message": (
                 f"weights need {mem.weights_per_gpu_gib:.1f} GiB per GPU, {mem.usable_gib:.1f} GiB usable "
-                f"(--gpu-memory-utilization {dep.gpu_memory_utilization:g})"), "source": mem.basis})
+                f"(--gpu-memory-utilization {dep.gpu_memory_utilization:g})"), "source": _MEM_SOURCE})
+        elif getattr(mem, "known_parts_exceed_usable", None):
+            out.append({"kind": "memory", "message": (
+                f"the weights whose size is known already need {mem.weights_lower_bound_gib:.1f} GiB per GPU, "
+                f"{mem.usable_gib:.1f} GiB usable (--gpu-memory-utilization {dep.gpu_memory_utilization:g})"),
+                "source": _MEM_SOURCE})
         elif getattr(mem, "load_error", None):
-            out.append({"kind": "memory", "message": mem.load_error, "source": mem.basis})
+            out.append({"kind": "memory", "message": mem.load_error, "source": _MEM_SOURCE})
     return out
 
 

@@ -217,11 +217,11 @@ def test_deprecated_parallel_still_works_and_says_so():
 def test_forced_backend_that_cannot_run_would_not_start():
     # a forced backend raises instead of falling back (oracle/fp8.py:454-482 _return_or_raise)
     t = one(C.check(cat("MiniMaxAI/MiniMax-M2.5"), gpus.parse_targets(["H100"]),
-                    deployment=dep(tp=1, moe_backend="flashinfer_trtllm")))
+                    deployment=dep(tp=4, moe_backend="flashinfer_trtllm")))
     assert not t.starts and t.start_blockers[0]["kind"] == "forced_backend"
     assert "does not support the deployment configuration" in t.start_blockers[0]["message"]
     ok = one(C.check(cat("MiniMaxAI/MiniMax-M2.5"), gpus.parse_targets(["H100"]),
-                     deployment=dep(tp=1, moe_backend="marlin")))
+                     deployment=dep(tp=4, moe_backend="marlin")))
     assert ok.starts and ok.auto_choice.backend.key == "marlin" and ok.forced == "marlin"
 
 

@@ -140,8 +140,13 @@ def memory_line(m, dep) -> str | None:
     if m is None:
         return None
     verdict = {True: "fits", False: "does NOT fit", None: "fit unknown"}[m.fits]
-    line = f"weights {_gib(m.weights_per_gpu_gib)}/GPU of {_gib(m.usable_gib)} usable " \
-           f"(×{dep.gpu_memory_utilization:g}): {verdict}"
+    weights = _gib(m.weights_per_gpu_gib)
+    lower = getattr(m, "weights_lower_bound_gib", None)
+    if m.weights_per_gpu_gib is None and lower is not None:
+        weights = f"≥ {lower:.1f} GiB"
+        if getattr(m, "known_parts_exceed_usable", None):
+            verdict = "does NOT fit"
+    line = f"weights {weights}/GPU of {_gib(m.usable_gib)} usable (×{dep.gpu_memory_utilization:g}): {verdict}"
     if m.kv_cache_gib is not None:
         line += f" · KV cache {_gib(m.kv_cache_gib)}"
         if m.kv_tokens is not None:
