@@ -572,6 +572,197 @@ def _method_name(method: str) -> str:
 
 
 # --------------------------------------------------------------------------------- main path
+class _CannotVerify(Exception):
+    """Raised by a step: the one way a verification ends as cannot_verify (exit 2)."""
+
+
+@dataclass
+class _Setup:
+    spec: MoESpec
+    method: str
+    fi_version: str | None
+    notes: list[str]
+    base: dict
+
+
+@dataclass
+class _Oracle:
+    """The model's own router, built and run on seeded random inputs."""
+
+    row: OracleRow
+    router: Any
+    x: Any  # hidden states [T, H]
+    w: Any  # router weight [E', H]
+    bias: Any  # correction bias [E'] (zeros where the model has none)
+    lin_bias: Any
+    has_bias: bool
+    ids: Any  # transformers' expert ids [T, k]
+    weights: Any  # transformers' weights [T, k] fp32
+
+
+def _setup(description: ModelDescription, *, tokens: int, seed: int, method: str | None, hidden_size: int,
+           flashinfer_version: str | None, oracle: str) -> _Setup:
+    from .errors import BadInputError
+
+    if tokens < 1:
+        raise BadInputError(f"--tokens must be >= 1, got {tokens}")
+    if hidden_size < 1:
+        raise BadInputError(f"hidden size must be >= 1, got {hidden_size}")
+    spec, routing = description.moe, description.routing
+    fi_version = flashinfer_version or routing.flashinfer_version
+    method_name = _method_name(method if method is not None else routing.method)
+    if method is not None:
+        _check_forced(method_name)
+    base = dict(model=description.model.id, method=method_name, method_source="forced" if method else "resolved",
+                oracle=oracle, kernel=None, tokens=tokens, seed=seed, hidden_size=hidden_size,
+                num_experts=spec.num_experts, top_k=spec.top_k, flashinfer_version=fi_version,
+                vllm_version=routing.vllm_version, transformers_class=None, oracle_version=None)
+    return _Setup(spec, method_name, fi_version, [], base)
+
+
+def _oracle_row(s: _Setup) -> OracleRow:
+    spec = s.spec
+    e, k = spec.num_experts, spec.top_k
+    if not (isinstance(e, int) and isinstance(k, int) and 1 <= k <= e <= MAX_EXPERTS):
+        raise _CannotVerify(f"num_experts={e!r}, top_k={k!r}: verify needs 1 <= top_k <= num_experts <= {MAX_EXPERTS}")
+    row = oracle_for(spec)
+    if row is None:
+        raise _CannotVerify(ABSENT.get((spec.model_type or "").lower()) or (
+            f"model_type {spec.model_type!r} (architecture {spec.architecture!r}) has no router class "
+            "in transformers that verify knows how to build"))
+    s.base["source"] = row.source
+    s.notes.extend(row.notes)
+    if (spec.model_type or "").lower() in MAPPED:
+        s.notes.append(MAPPED[(spec.model_type or "").lower()])
+    if spec.num_hash_layers:
+        s.notes.append(f"the first {spec.num_hash_layers} layers route by a hash table (tid2eid): out of scope, "
+                       "only learned-router layers are compared")
+    if spec.zero_expert_num:
+        s.notes.append(f"{spec.zero_expert_num} zero (identity) experts take part in selection")
+    return row
+
+
+def _router_classes(s: _Setup, row: OracleRow):
+    transformers = _import_transformers()
+    s.base["oracle_version"] = s.base["oracle_version"] or transformers.__version__
+    try:
+        modeling = importlib.import_module(f"transformers.models.{row.key}.modeling_{row.key}")
+        configuration = importlib.import_module(f"transformers.models.{row.key}.configuration_{row.key}")
+        return getattr(modeling, row.router_class), getattr(configuration, row.config_class)
+    except (ImportError, AttributeError) as e:
+        raise _CannotVerify(f"transformers {transformers.__version__} has no {row.key}.{row.router_class} ({e})") from None
+
+
+def _build_oracle(s: _Setup, row: OracleRow, *, tokens: int, seed: int, hidden: int, logit_scale: float = 1.0) -> _Oracle:
+    """Build the architecture's router with seeded random weights and run it on random states."""
+    torch = _import_torch()
+    router_cls, config_cls = _router_classes(s, row)
+    kw = _config_kwargs(row, s.spec, hidden)
+    reflects, reflects_note = _reflects(row, s.spec)
+    s.base.update(transformers_class=f"{router_cls.__module__}.{router_cls.__qualname__}", config=kw,
+                  reflects=reflects, reflects_note=reflects_note)
+    gen = torch.Generator().manual_seed(seed)
+    width = s.spec.num_experts + (int(s.spec.zero_expert_num or 0) if row.experts_extra else 0)
+    try:
+        with torch.no_grad():
+            router = router_cls(config_cls(**kw), *row.init_args).float().eval()
+    except Exception as e:
+        raise _CannotVerify(f"could not build {row.router_class} from {row.config_class}({kw}): "
+                            f"{type(e).__name__}: {e}") from None
+    w = torch.randn(width, hidden, generator=gen) / math.sqrt(hidden) * logit_scale
+    x = torch.randn(tokens, hidden, generator=gen)
+    bias = torch.randn(width, generator=gen) * 0.1  # comparable to the spread of sigmoid scores
+    lin_bias = torch.randn(width, generator=gen) * 0.5 * logit_scale
+    has_bias = bool(s.spec.has_correction_bias)
+    tf_bias = bias if has_bias else torch.zeros(width)
+    with torch.no_grad():
+        _getattr_path(router, row.weight).copy_(w)
+        if row.linear_bias:
+            _getattr_path(router, row.linear_bias).copy_(lin_bias)
+        if row.bias and row.bias != "arg":
+            _getattr_path(router, row.bias).copy_(tf_bias.view(1, -1) if row.bias_shape == "row" else tf_bias)
+        args: list[Any] = [x.view(1, tokens, hidden) if row.input_rank == 3 else x]
+        if row.bias == "arg":
+            args.append(tf_bias)
+        try:
+            out = router(*args)
+        except Exception as e:
+            raise _CannotVerify(f"{row.router_class} failed on random inputs: {type(e).__name__}: {e}") from None
+    if row.output == "dense_scores":
+        tf_w, tf_ids = torch.topk(out[0].float().reshape(tokens, -1), s.spec.top_k, dim=-1)
+    else:
+        tf_w, tf_ids = out[1].float().reshape(tokens, -1), out[2].reshape(tokens, -1)
+    return _Oracle(row, router, x, w, tf_bias, lin_bias, has_bias, tf_ids, tf_w)
+
+
+def _oracle_logits(o: _Oracle):
+    torch = _import_torch()
+    with torch.no_grad():
+        if o.row.logits == "gemma4":  # the router normalises and rescales its input first
+            r = o.router
+            return r.proj(r.norm(o.x) * r.scale * r.scalar_root_size).float()
+        return torch.nn.functional.linear(o.x, o.w, o.lin_bias if o.row.linear_bias else None).float()
+
+
+def _unscale_oracle(s: _Setup, o: _Oracle) -> None:
+    """transformers folds the scale into the weights; where the FlashInfer method does not apply
+    it, vLLM scales outside the routing kernel: compare unscaled weights then."""
+    from .reference import METHODS, scale_applies
+
+    scale = s.spec.routed_scaling_factor
+    if s.method in METHODS and o.row.scale_in_router and scale not in (None, 1.0) and not scale_applies(s.method, s.fi_version):
+        o.weights = o.weights / float(scale)
+        s.notes.append(f"transformers multiplies the routing weights by {o.row.scale_key}={scale:g}; FlashInfer's "
+                       f"{s.method} does not (vLLM scales outside the routing kernel): transformers' weights "
+                       f"were divided by {scale:g} before comparing")
+
+
+def _route_kwargs(s: _Setup, o: _Oracle | None, bias) -> dict:
+    from .reference import METHODS
+
+    info = METHODS[s.method]
+    if info.uses_bias and o is not None and not o.has_bias:
+        s.notes.append(f"{s.method} selects with a correction bias; the model has none (zeros passed, as vLLM does)")
+    return dict(top_k=s.spec.top_k, bias=bias if info.uses_bias else None, n_group=s.spec.n_group,
+                topk_group=s.spec.topk_group, routed_scaling_factor=s.spec.routed_scaling_factor,
+                norm_topk_prob=bool(s.spec.renormalize))
+
+
+def _no_reference(s: _Setup, o: _Oracle, why: str) -> VerifyResult:
+    ids, ws = _sorted_pair(o.ids[0].tolist(), o.weights[0].tolist())
+    first = TokenDifference(token=0, reason="no reference router", reference_ids=None, reference_weights=None,
+                            oracle_ids=ids, oracle_weights=ws)
+    return VerifyResult(verdict="mismatch", first_difference=first, explanation=why, notes=s.notes, **s.base)
+
+
+def _reference(s: _Setup, o: _Oracle, logits):
+    """Our reference for the method; None when no reference exists (a finding, not an error)."""
+    from .reference import METHODS, UnimplementedRoutingMethod
+    from .reference.routers import route
+
+    if s.method not in METHODS:
+        return None, _unimplemented_pattern(s.spec, s.method)
+    try:
+        return route(s.method, logits, flashinfer_version=s.fi_version, output_dtype=None,
+                     **_route_kwargs(s, o, o.bias.float())), None
+    except UnimplementedRoutingMethod as e:
+        return None, str(e)
+    except Exception as e:  # RouterInputError: shapes/groups the method cannot take
+        raise _CannotVerify(f"the {s.method} reference router rejects this model's shape: {e}") from None
+
+
+def _flashinfer_lacks(s: _Setup) -> str | None:
+    """A finding when the method is vLLM-internal: no FlashInfer routing method computes it."""
+    from .reference import METHODS
+
+    info = METHODS.get(s.method)
+    if info is None or not info.vllm_internal:
+        return None
+    return (f"no FlashInfer routing method computes {s.method}: FlashInfer {s.fi_version or '0.7.2.post1'} has no "
+            f"RoutingMethodType member for it (vLLM-internal id 100); vLLM routes it with its own kernel "
+            f"({info.source.split(';')[0]})")
+
+
 def verify_description(
     description: ModelDescription,
     *,
@@ -583,194 +774,32 @@ def verify_description(
 ) -> VerifyResult:
     """Compare the model's own transformers router with our reference router for ``method``
     (default: the method vLLM resolves, ``description.routing.method``) on ``tokens`` seeded
-    random hidden states. Raises EnvironmentError_ when torch/transformers are missing."""
-    from .errors import BadInputError
+    random hidden states. Raises EnvironmentError_ when torch/transformers are missing.
 
-    if tokens < 1:
-        raise BadInputError(f"--tokens must be >= 1, got {tokens}")
-    if hidden_size < 1:
-        raise BadInputError(f"hidden size must be >= 1, got {hidden_size}")
-    spec = description.moe
-    routing = description.routing
-    fi_version = flashinfer_version or routing.flashinfer_version
-    forced = method is not None
-    method_name = _method_name(method if forced else routing.method)
-    if forced:
-        _check_forced(method_name)
-    notes: list[str] = []
-    base = dict(
-        model=description.model.id,
-        method=method_name,
-        method_source="forced" if forced else "resolved",
-        oracle="transformers",
-        kernel=None,
-        tokens=tokens,
-        seed=seed,
-        hidden_size=hidden_size,
-        num_experts=spec.num_experts,
-        top_k=spec.top_k,
-        flashinfer_version=fi_version,
-        vllm_version=routing.vllm_version,
-    )
-
-    transformers = _import_transformers()
-    torch = _import_torch()
-    base["oracle_version"] = transformers.__version__
-
-    e, k = spec.num_experts, spec.top_k
-    if not (isinstance(e, int) and isinstance(k, int) and 1 <= k <= e <= MAX_EXPERTS):
-        return VerifyResult(
-            verdict="cannot_verify", transformers_class=None,
-            explanation=f"num_experts={e!r}, top_k={k!r}: verify needs 1 <= top_k <= num_experts <= {MAX_EXPERTS}",
-            **base,
-        )
-    row = oracle_for(spec)
-    if row is None:
-        reason = ABSENT.get((spec.model_type or "").lower()) or (
-            f"model_type {spec.model_type!r} (architecture {spec.architecture!r}) has no router class "
-            "in transformers that verify knows how to build"
-        )
-        return VerifyResult(verdict="cannot_verify", transformers_class=None, explanation=reason, **base)
-    base["source"] = row.source
-    notes.extend(row.notes)
-    if (spec.model_type or "").lower() in MAPPED:
-        notes.append(MAPPED[(spec.model_type or "").lower()])
-    if spec.num_hash_layers:
-        notes.append(f"the first {spec.num_hash_layers} layers route by a hash table (tid2eid): out of scope, "
-                     "only learned-router layers are compared")
-    if spec.zero_expert_num:
-        notes.append(f"{spec.zero_expert_num} zero (identity) experts take part in selection")
-
+    Steps: set up -> the transformers row -> build and run the router -> our reference -> compare.
+    Any step may end the run as cannot_verify (one path, :class:`_CannotVerify`)."""
+    s = _setup(description, tokens=tokens, seed=seed, method=method, hidden_size=hidden_size,
+               flashinfer_version=flashinfer_version, oracle="transformers")
+    _import_transformers()
     try:
-        modeling = importlib.import_module(f"transformers.models.{row.key}.modeling_{row.key}")
-        configuration = importlib.import_module(f"transformers.models.{row.key}.configuration_{row.key}")
-        router_cls = getattr(modeling, row.router_class)
-        config_cls = getattr(configuration, row.config_class)
-    except (ImportError, AttributeError) as e:
-        return VerifyResult(
-            verdict="cannot_verify", transformers_class=None,
-            explanation=f"transformers {transformers.__version__} has no {row.key}.{row.router_class} ({e})",
-            **base,
-        )
-    cls_path = f"{router_cls.__module__}.{router_cls.__qualname__}"
-    kw = _config_kwargs(row, spec, hidden_size)
-    reflects, reflects_note = _reflects(row, spec)
-    base.update(transformers_class=cls_path, config=kw, reflects=reflects, reflects_note=reflects_note)
-
-    # ---- build the transformers router with seeded random weights
-    gen = torch.Generator().manual_seed(seed)
-    width = spec.num_experts + (int(spec.zero_expert_num or 0) if row.experts_extra else 0)
-    try:
-        config = config_cls(**kw)
-        with torch.no_grad():
-            router = router_cls(config, *row.init_args).float().eval()
-    except Exception as e:
-        return VerifyResult(
-            verdict="cannot_verify",
-            explanation=f"could not build {row.router_class} from {row.config_class}({kw}): {type(e).__name__}: {e}",
-            **base,
-        )
-    w = torch.randn(width, hidden_size, generator=gen) / math.sqrt(hidden_size)
-    x = torch.randn(tokens, hidden_size, generator=gen)
-    bias = torch.randn(width, generator=gen) * 0.1  # comparable to the spread of sigmoid scores
-    lin_bias = torch.randn(width, generator=gen) * 0.5
-    has_bias = bool(spec.has_correction_bias)
-    with torch.no_grad():
-        _getattr_path(router, row.weight).copy_(w)
-        if row.linear_bias:
-            _getattr_path(router, row.linear_bias).copy_(lin_bias)
-        tf_bias = bias if has_bias else torch.zeros(width)
-        if row.bias and row.bias != "arg":
-            target = _getattr_path(router, row.bias)
-            target.copy_(tf_bias.view(1, -1) if row.bias_shape == "row" else tf_bias)
-        args: list[Any] = [x.view(1, tokens, hidden_size) if row.input_rank == 3 else x]
-        if row.bias == "arg":
-            args.append(tf_bias)
-        try:
-            out = router(*args)
-        except Exception as e:
-            return VerifyResult(
-                verdict="cannot_verify",
-                explanation=f"{row.router_class} failed on random inputs: {type(e).__name__}: {e}",
-                **base,
-            )
-    if row.output == "dense_scores":
-        scores = out[0].float().reshape(tokens, -1)
-        tf_w, tf_ids = torch.topk(scores, spec.top_k, dim=-1)
-    else:
-        tf_w = out[1].float().reshape(tokens, -1)
-        tf_ids = out[2].reshape(tokens, -1)
-
-    # ---- the reference router for the method
-    from .reference import METHODS, scale_applies
-    from .reference import UnimplementedRoutingMethod
-
-    with torch.no_grad():
-        if row.logits == "gemma4":  # the router normalises and rescales its input first
-            logits = router.proj(router.norm(x) * router.scale * router.scalar_root_size).float()
-        else:
-            logits = torch.nn.functional.linear(x, w, lin_bias if row.linear_bias else None).float()
-    info = METHODS.get(method_name)
-    if info is None or method_name not in METHODS:
-        what = _unimplemented_pattern(spec, method_name)
-        first = TokenDifference(token=0, reason="no reference router", reference_ids=None, reference_weights=None,
-                                oracle_ids=_sorted_pair(tf_ids[0].tolist(), tf_w[0].tolist())[0],
-                                oracle_weights=_sorted_pair(tf_ids[0].tolist(), tf_w[0].tolist())[1])
-        return VerifyResult(verdict="mismatch", first_difference=first, explanation=what, notes=notes, **base)
-
-    # transformers folds the scale into the router weights; where the FlashInfer method does not
-    # apply it, vLLM scales outside the routing kernel: compare unscaled weights then.
-    scale = spec.routed_scaling_factor
-    if row.scale_in_router and scale not in (None, 1.0) and not scale_applies(method_name, fi_version):
-        tf_w = tf_w / float(scale)
-        notes.append(
-            f"transformers multiplies the routing weights by {row.scale_key}={scale:g}; FlashInfer's "
-            f"{method_name} does not (vLLM scales outside the routing kernel): transformers' weights "
-            f"were divided by {scale:g} before comparing"
-        )
-    from .reference.routers import route
-
-    try:
-        ref = route(
-            method_name,
-            logits,
-            top_k=spec.top_k,
-            bias=bias.float() if (has_bias and info.uses_bias) else None,
-            n_group=spec.n_group,
-            topk_group=spec.topk_group,
-            routed_scaling_factor=scale,
-            norm_topk_prob=bool(spec.renormalize),
-            flashinfer_version=fi_version,
-            output_dtype=None,
-        )
-    except UnimplementedRoutingMethod as e:
-        first = TokenDifference(token=0, reason="no reference router", reference_ids=None, reference_weights=None,
-                                oracle_ids=_sorted_pair(tf_ids[0].tolist(), tf_w[0].tolist())[0],
-                                oracle_weights=_sorted_pair(tf_ids[0].tolist(), tf_w[0].tolist())[1])
-        return VerifyResult(verdict="mismatch", first_difference=first, explanation=str(e), notes=notes, **base)
-    except Exception as e:  # RouterInputError: shapes/groups the method cannot take
-        return VerifyResult(
-            verdict="cannot_verify",
-            explanation=f"the {method_name} reference router rejects this model's shape: {e}",
-            notes=notes, **base,
-        )
-    if info.uses_bias and not has_bias:
-        notes.append(f"{method_name} selects with a correction bias; the model has none (zeros passed, "
-                     "as vLLM does)")
-
-    cmp = _compare(ref.topk_ids, ref.topk_weights, tf_ids, tf_w, atol=TOLERANCE["atol"], rtol=TOLERANCE["rtol"])
+        row = _oracle_row(s)
+        o = _build_oracle(s, row, tokens=tokens, seed=seed, hidden=hidden_size)
+        logits = _oracle_logits(o)
+        _unscale_oracle(s, o)
+        ref, why_none = _reference(s, o, logits)
+    except _CannotVerify as e:
+        return VerifyResult(verdict="cannot_verify", explanation=str(e), notes=s.notes, **s.base)
+    if ref is None:
+        return _no_reference(s, o, why_none)
+    cmp = _compare(ref.topk_ids, ref.topk_weights, o.ids, o.weights, atol=TOLERANCE["atol"], rtol=TOLERANCE["rtol"])
     verdict = "match" if cmp.first is None else "mismatch"
-    explanation = _explain(verdict, cmp, spec, method_name, row, tokens)
-    return VerifyResult(
-        verdict=verdict,
-        id_mismatches=cmp.id_mismatches,
-        weight_mismatches=cmp.weight_mismatches,
-        max_weight_error=cmp.max_weight_error,
-        first_difference=cmp.first,
-        explanation=explanation,
-        notes=notes,
-        **base,
-    )
+    explanation = _explain(verdict, cmp, s.spec, s.method, row, tokens)
+    lacks = _flashinfer_lacks(s)
+    if lacks:
+        verdict, explanation = "mismatch", f"{lacks}. vLLM's router (our reference) vs {row.router_class}: {explanation}"
+    return VerifyResult(verdict=verdict, id_mismatches=cmp.id_mismatches, weight_mismatches=cmp.weight_mismatches,
+                        max_weight_error=cmp.max_weight_error, first_difference=cmp.first, explanation=explanation,
+                        notes=s.notes, **s.base)
 
 
 def _unimplemented_pattern(spec: MoESpec, method: str) -> str:

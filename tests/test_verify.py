@@ -54,8 +54,9 @@ CATALOG_EXPECTED = {
     "deepseek-ai/DeepSeek-V2-Lite": ("Default", "match", "DeepseekV2TopkRouter"),
     "deepseek-ai/DeepSeek-V3": ("DeepSeekV3", "match", "DeepseekV3TopkRouter"),
     "deepseek-ai/DeepSeek-V3.1": ("DeepSeekV3", "match", "DeepseekV3TopkRouter"),
-    "deepseek-ai/DeepSeek-V4-Flash": ("DeepseekV4", "match", "DeepseekV4TopKRouter"),
-    "deepseek-ai/DeepSeek-V4-Pro": ("DeepseekV4", "match", "DeepseekV4TopKRouter"),
+    # vLLM-internal method: no FlashInfer RoutingMethodType member computes it -> a finding (issue 11 item 6)
+    "deepseek-ai/DeepSeek-V4-Flash": ("DeepseekV4", "mismatch", "DeepseekV4TopKRouter"),
+    "deepseek-ai/DeepSeek-V4-Pro": ("DeepseekV4", "mismatch", "DeepseekV4TopKRouter"),
     "moonshotai/Kimi-K2-Instruct": ("DeepSeekV3", "match", "DeepseekV3TopkRouter"),
     "MiniMaxAI/MiniMax-M1-40k": ("RenormalizeNaive", "cannot_verify", None),
     "MiniMaxAI/MiniMax-M2": ("MiniMax2", "match", "MiniMaxM2TopKRouter"),
@@ -120,8 +121,8 @@ def _check(result, method: str, verdict: str, cls: str | None) -> None:
         assert result.first_difference is None
         assert result.id_mismatches == result.weight_mismatches == 0
         assert result.max_weight_error is not None and result.max_weight_error <= TOLERANCE["atol"]
-    elif verdict == "mismatch":
-        assert result.first_difference is not None
+    elif verdict == "mismatch":  # a differing token, or no FlashInfer method at all (said in the explanation)
+        assert result.first_difference is not None or "no FlashInfer routing method" in result.explanation
     else:
         assert result.explanation
 
@@ -218,8 +219,17 @@ def test_real_routing_keys_are_kept_hidden_size_shrunk():
 
 def test_deepseek_v4_hash_layers_are_out_of_scope():
     r = verify_description(_from_catalog("deepseek-ai/DeepSeek-V4-Flash"))
-    assert r.verdict == "match"
     assert any("hash" in n and "out of scope" in n for n in r.notes)
+
+
+def test_deepseek_v4_is_a_finding_because_flashinfer_has_no_such_method():
+    """detect: "FlashInfer 0.7.2.post1: no such member"; docs/verify.md: a method FlashInfer lacks is a
+    mismatch (exit 1). vLLM's own router still matches transformers on every token, and says so."""
+    r = verify_description(_from_catalog("deepseek-ai/DeepSeek-V4-Flash"))
+    assert (r.verdict, r.exit_code) == ("mismatch", 1)
+    assert "no FlashInfer routing method computes DeepseekV4" in r.explanation
+    assert "0.7.2.post1" in r.explanation
+    assert r.id_mismatches == 0 and r.weight_mismatches == 0  # the finding is FlashInfer's, not the router's
 
 
 def test_seed_changes_inputs_and_results_are_reproducible():
