@@ -204,3 +204,22 @@ def test_pipeline_parallel_splits_layers():
     assert "pipeline parallel 2" in m.basis
     # KV: 31 layers on that stage
     assert m.kv_bytes_per_token == 31 * 576 * 2
+
+
+def test_routed_expert_bytes_from_the_safetensors_headers():
+    # gpt-oss-20b (catalog: config subset + the first MoE layer's headers): per expert, from the fused
+    # [32, ...] tensors / 32: down blocks 2880x90x16 + scales 2880x90 + bias 2880x2 B, gate_up blocks
+    # 5760x90x16 + scales 5760x90 + bias 5760x2 B = 13,236,480 B; x 32 experts x 24 layers = 9.47 GiB
+    from moe_inspect import detect
+
+    d = detect.describe("openai/gpt-oss-20b", offline=True)
+    m = M.memory_estimate(d, derive_layout(tp=1), scheme="mxfp4", gpu_memory_gib=80)
+    assert m.breakdown_gib["routed experts"] == pytest.approx(13_236_480 * 32 * 24 / GIB, abs=0.01)
+    assert "safetensors header of model.layers.0" in m.basis
+    # DeepSeek-V3's per-expert FP8 weights + fp32 128x128 block scales: 3 x 2048 x 7168 + 3 x 16 x 56 x 4 B
+    # = 44,050,944 B, the same as the config-derived 1.000244 B/param
+    ds = detect.describe("deepseek-ai/DeepSeek-V3", offline=True)
+    mm = M.memory_estimate(ds, derive_layout(tp=8), scheme="fp8_block", gpu_memory_gib=141)
+    assert mm.breakdown_gib["routed experts"] == pytest.approx(ROUTED_TP8_GIB, abs=0.01)
+    # the catalog has no attention / vocabulary keys: weights unknown, the known parts a lower bound
+    assert mm.weights_per_gpu_gib is None and mm.weights_lower_bound_gib >= ROUTED_TP8_GIB

@@ -147,22 +147,52 @@ def _num_attention_kv_layers(ctx: ShapeContext) -> tuple[int | None, str]:
     return n, ""
 
 
-def parts(ctx: ShapeContext, unknowns: list[str]) -> list[Part]:
+# bits per element of safetensors dtypes (safetensors 0.8)
+_DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E4M3": 8, "F8_E5M2": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8,
+               "F8_E5M2FNUZ": 8, "F4": 4, "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32,
+               "F32": 32, "I64": 64, "U64": 64, "F64": 64}
+
+
+def header_expert_bytes(ctx: ShapeContext) -> tuple[float, str] | None:
+    """Bytes of one routed expert (weights, scales, biases) as the checkpoint stores it, from the headers
+    of the first MoE layer's tensors; fused 3-D tensors are divided by the expert count."""
+    ev = ctx.desc.tensors
+    if ev is None or not ev.experts or not ctx.E:
+        return None
+    total = 0.0
+    for t in ev.experts:
+        bits = _DTYPE_BITS.get((t.dtype or "").upper())
+        if bits is None or not t.shape:
+            return None
+        n = 1
+        for d in t.shape:
+            n *= d
+        per_expert = ".experts.0." in "." + t.name
+        total += n * bits / 8 / (1 if per_expert else ctx.E)
+    return total, f"model.layers.{ev.layer}"
+
+
+def parts(ctx: ShapeContext, unknowns: list[str], notes: list[str] | None = None) -> list[Part]:
     """The loaded weights by part (MTP layers excluded)."""
-    m, c, H, L = ctx.desc.moe, ctx.cfg, ctx.H, ctx.layout
+    m, c, H = ctx.desc.moe, ctx.cfg, ctx.H
+    notes = [] if notes is None else notes
     out: list[Part] = []
     n_moe = len(m.moe_layers)
     if H and ctx.I:
         per_expert = 3 * H * ctx.I + ((2 * ctx.I + H) if ctx.has_bias else 0)
-        out.append(Part("routed experts", float(n_moe * m.num_experts * per_expert),
-                        BYTES_PER_PARAM.get(ctx.scheme, 2.0) if ctx.scheme != "int4" else _lin_bytes(ctx, True),
-                        "experts", n_moe))
+        bpp = BYTES_PER_PARAM.get(ctx.scheme, 2.0) if ctx.scheme != "int4" else _lin_bytes(ctx, True)
+        header = None if ctx.what_if else header_expert_bytes(ctx)
+        if header is not None:
+            bpp = header[0] / per_expert
+            notes.append(f"routed-expert bytes from the safetensors header of {header[1]} "
+                         f"({header[0] / 2**20:.2f} MiB per expert)")
+        out.append(Part("routed experts", float(n_moe * m.num_experts * per_expert), bpp, "experts", n_moe))
         out.append(Part("routers", float(n_moe * m.num_experts * (H + 1)), 2.0, "replicated", n_moe))
     else:
         unknowns.append("routed experts: expert width or hidden size unknown")
     shared = {lin.what: lin for lin in ctx.linears if "shared" in lin.what and lin.kind == "row"}
     for lin in shared.values():
-        split = "replicated" if lin.tp == 1 and L.tp > 1 else "tp"
+        split = "replicated" if lin.tp == 1 and ctx.layout.tp > 1 else "tp"
         out.append(Part("shared experts", float(n_moe * 3 * H * lin.input_size), _lin_bytes(ctx, lin.quantized), split,
                         n_moe))
     dense = [lin for lin in ctx.linears if lin.what.startswith("dense") and lin.kind == "row"]
@@ -298,7 +328,7 @@ def kv_bytes_per_token(ctx: ShapeContext, kv_cache_dtype: str | None, unknowns: 
 # ------------------------------------------------------------------------------------------------
 def _weights(ctx: ShapeContext, padding: tuple[Adjustment, ...], unknowns: list[str],
              notes: list[str]) -> tuple[float | None, dict, float | None, str]:
-    loaded = parts(ctx, unknowns)
+    loaded = parts(ctx, unknowns, notes)
     pad = _padding_factor(padding)
     breakdown = {}
     for p in loaded:
