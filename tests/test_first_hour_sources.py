@@ -121,6 +121,20 @@ def test_silent_hub_reports_progress_after_a_second(tmp_path, monkeypatch):
     assert "did not answer within 2.5 s" in msg and "--offline" in msg and "\n" not in msg, msg
 
 
+def test_a_retry_wait_that_does_not_fit_the_deadline_is_not_taken(tmp_path, monkeypatch):
+    """503 + Retry-After: 30 would make huggingface_hub sleep 31 s (then retry 5 times); within a
+    10-second deadline the first answer ends the attempt, and the catalog answers."""
+    with FakeHub() as hub:
+        isolate_hf(monkeypatch, tmp_path / "hf", endpoint=hub.url)  # backoff sleeps made instant
+        hub.fault("config.json", status=503, headers={"Retry-After": "30"})
+        f = load_model("deepseek-ai/DeepSeek-V3")
+        config_requests = [r for r in hub.log if (r.filename or "").endswith("config.json")]
+    assert f.ref.source == "catalog"
+    assert "answered too slowly (HTTP 503): gave up after 10 s" in f.warnings[0], f.warnings[0]
+    # the preflight HEAD (no retries) and hf_hub_download's HEAD: no retry after either
+    assert len(config_requests) <= 2, [(r.method, r.path) for r in config_requests]
+
+
 def test_bad_deadline_value_is_one_line(tmp_path, monkeypatch):
     isolate_hf(monkeypatch, tmp_path / "hf")
     monkeypatch.setenv(DEADLINE_ENV, "soon")

@@ -81,7 +81,8 @@ class DeadlineExceeded(Exception):
 
 
 _ACTIVE: HubDeadline | None = None
-_INSTALLED = False
+_FACTORY = None  # the factory we installed
+_MISSING = object()
 _LOCK = threading.Lock()
 
 
@@ -115,15 +116,18 @@ def _on_response(response) -> None:
 
 
 def _install_hooks() -> None:
-    """Wrap huggingface_hub's client factory (once) so every client it builds has our hooks."""
-    global _INSTALLED
+    """Wrap huggingface_hub's client factory so every client it builds has our hooks; again if
+    someone set another factory since (``set_client_factory`` is public API)."""
+    global _FACTORY
     with _LOCK:
-        if _INSTALLED:
-            return
         from huggingface_hub import set_client_factory
         from huggingface_hub.utils import _http
 
-        previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or _http.default_client_factory
+        previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _MISSING)
+        if _FACTORY is not None and previous in (_FACTORY, _MISSING):
+            return
+        if previous is _MISSING:
+            previous = _http.default_client_factory
 
         def factory():
             client = previous()
@@ -133,7 +137,7 @@ def _install_hooks() -> None:
             return client
 
         set_client_factory(factory)
-        _INSTALLED = True
+        _FACTORY = factory
 
 
 class HubDeadline:
