@@ -534,3 +534,20 @@ def test_vocab_parallel_embedding_divides_tp():
     r = report(cfg, scheme="bf16", tp=3)
     assert "151936 is not divisible by 3" in messages(r)
     assert not any("151936" in m for m in messages(report(cfg, scheme="bf16", tp=2)))
+
+
+def test_qkv_kv_head_replication_divides_tp():
+    # QKVParallelLinear: tp >= kv heads -> divide(tp, kv heads) (linear.py:1066-1068): 8 % 3 != 0
+    cfg = {**QWEN3_30B, "num_attention_heads": 48, "num_key_value_heads": 3}
+    assert "8 is not divisible by 3" in messages(report(cfg, scheme="bf16", tp=8))
+    assert not any("divisible by 3" in m for m in messages(report(cfg, scheme="bf16", tp=6)))  # 6 % 3 == 0
+
+
+def test_qkv_replicated_kv_part_under_compressed_tensors():
+    # head_dim 64, 8 KV heads at TP 8: the K and V parts are 64 wide per rank. Fp8Config exempts the merged
+    # qkv_proj (linear.py:562-581); compressed-tensors checks every part (fp8_utils.py:1329-1343)
+    ct = {**GPT_OSS_120B, "quantization_config": CT_FP8_BLOCK}
+    assert ("Weight output_partition_size = 64 is not divisible by weight quantization block_n = 128."
+            in messages(report(ct, tp=8)))
+    fp8 = {**GPT_OSS_120B, "quantization_config": FP8_BLOCK}
+    assert not any("output_partition_size" in m for m in messages(report(fp8, scheme="fp8_block", tp=8)))

@@ -232,6 +232,7 @@ class LinearLayer:
     quantized: bool
     what: str  # "dense MLP (layers 0-2)", "shared expert", "attention"
     partitions: tuple[int, ...] | None = None  # per-rank output sizes when not output/tp (QKV)
+    kv_heads: int = 0  # QKV: total KV heads (replicated when tp >= kv_heads, linear.py:1066-1070)
 
 
 @dataclass
@@ -430,10 +431,11 @@ def _attention_linears(ctx: ShapeContext) -> list[LinearLayer]:
         ]
     kv = _int(c, "num_key_value_heads") or heads
     hd = _int(c, "head_dim") or ctx.H // heads
-    kv_part = hd * (kv // tp if tp <= kv else 1)  # QKVParallelLinear replicates KV heads when tp > kv
-    qkv = LinearLayer(f"{p}.qkv_proj", "merged_column", ctx.H, (heads * hd, kv * hd, kv * hd), tp,
+    kv_part = hd * (kv // tp if tp < kv else 1)  # QKVParallelLinear replicates KV heads when tp >= kv
+    # output_sizes as QKVParallelLinear declares them (linear.py:1073-1078): per-rank parts x tp
+    qkv = LinearLayer(f"{p}.qkv_proj", "merged_column", ctx.H, (heads * hd, kv_part * tp, kv_part * tp), tp,
                       _quantized(ctx, f"{p}.q_proj"), "attention",
-                      partitions=(heads * hd // tp if heads % tp == 0 else 0, kv_part, kv_part))
+                      partitions=(heads * hd // tp if heads % tp == 0 else 0, kv_part, kv_part), kv_heads=kv)
     return [qkv, LinearLayer(f"{p}.o_proj", "row", heads * hd, (ctx.H,), tp, _quantized(ctx, f"{p}.o_proj"),
                              "attention")]
 
@@ -587,6 +589,8 @@ def _tp_divide(ctx: ShapeContext) -> list[Finding]:
     """divide() in Row/ColumnParallelLinear (linear.py:1708, :497; distributed/utils.py:51-55)."""
     out = []
     for lin in ctx.linears:
+        if lin.kv_heads and lin.tp >= lin.kv_heads and lin.tp % lin.kv_heads:  # divide(tp, kv) (linear.py:1068)
+            out.append(dict(layer=f"{lin.name} ({lin.what})", num=lin.tp, den=lin.kv_heads))
         if lin.tp <= 1 or lin.name.endswith("qkv_proj"):
             continue
         n = lin.input_size if lin.kind == "row" else next((o for o in lin.output_sizes if o % lin.tp), None)
@@ -803,7 +807,8 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
                          heads=_int(c.cfg, "num_attention_heads"), tp=c.layout.tp)),
     _gate("linear_tp_divide", "any", "every tensor-parallel linear layer (attention, dense MLP, shared expert)",
           "sharded dimension % tp == 0", "{num} is not divisible by {den}",
-          "model_executor/layers/linear.py:1708 (RowParallel), :497 (ColumnParallel) -> distributed/utils.py:51-55",
+          "model_executor/layers/linear.py:1708 (RowParallel), :497 (ColumnParallel), :1068 (QKV: tp % kv heads "
+          "when tp >= kv heads) -> distributed/utils.py:51-55",
           "load_error", _ALWAYS, _tp_divide),
     _gate("vocab_parallel_divide", "any", "VocabParallelEmbedding / ParallelLMHead (vocab padded to 64)",
           "round_up(vocab_size, 64) % tp == 0", "{num} is not divisible by {den}",
