@@ -46,14 +46,14 @@ __all__ = [
     "verify_description",
     "verify_model",
     "verify_kernel",
-    "KERNEL_ARCHS",
+    "KERNEL_TOLERANCE",
+    "kernel_runners",
 ]
 
 DEFAULT_TOKENS = 64
 DEFAULT_HIDDEN = 64
 MAX_EXPERTS = 65536  # bound on the random router built for a (possibly hostile) config
 ORACLE_EXTRA = "verify needs the oracle extra: pip install 'moe-inspect[oracle]'"
-GPU_EXTRA = "verify --kernel needs a CUDA GPU and FlashInfer: pip install 'moe-inspect[gpu]'"
 
 # Both sides are compared in fp32 (the reference is called with output_dtype=None). fp32 lets
 # a semantic difference as small as a missing epsilon or a 1e-3 rescale show up, while leaving
@@ -61,10 +61,6 @@ GPU_EXTRA = "verify --kernel needs a CUDA GPU and FlashInfer: pip install 'moe-i
 # renormalisation epsilons (1e-20, LFM2's 1e-6). The kernel writes bf16 in production; a bf16
 # comparison would need atol 1e-2 / rtol 1.6e-2 and would hide such differences.
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4, "dtype": "float32"}
-# The kernel comparison (verify_kernel) runs the kernel on fp32 logits and compares in fp32 too;
-# its warp reductions sum in another order, hence a looser relative bound.
-KERNEL_TOLERANCE = {"atol": 1e-5, "rtol": 2e-4, "dtype": "float32"}
-
 _TF = "transformers 5.24 models/"
 
 
@@ -429,6 +425,12 @@ class VerifyResult:
     vllm_version: str | None = None
     source: str | None = None  # upstream file of the oracle row
     notes: list[str] = field(default_factory=list)
+    # verify --kernel only
+    logit_scale: float | None = None  # logits are N(0, logit_scale^2)
+    kernels: dict = field(default_factory=dict)  # name -> {"ran": bool, "reason"/"build": ...}
+    agreement: list = field(default_factory=list)  # Pair.to_dict() rows
+    disagreements: dict = field(default_factory=dict)  # kernel -> [{token, kernel_only, reference_only, score_gap, cause}]
+    consequence: dict = field(default_factory=dict)  # kernel -> layer rel-L2 (all / divergent tokens), fraction
 
     @property
     def exit_code(self) -> int:
@@ -850,6 +852,8 @@ def verify_model(
     vllm_version: str | None = None,
     flashinfer_version: str | None = None,
     kernel: bool = False,
+    logit_scale: float = 1.0,
+    trtllm_headers: str | None = None,
     progress=None,
 ) -> VerifyResult:
     """Describe ``model`` (detect pipeline) and verify it (transformers, or the kernel)."""
@@ -860,63 +864,126 @@ def verify_model(
     if progress:
         progress("comparing routers…")
     if kernel:
-        return verify_kernel(desc, tokens=tokens, seed=seed, method=method)
+        return verify_kernel(desc, tokens=tokens, seed=seed, method=method, logit_scale=logit_scale,
+                             flashinfer_version=flashinfer_version, headers_dir=trtllm_headers)
     return verify_description(desc, tokens=tokens, seed=seed, method=method)
 
 
 # --------------------------------------------------------------------------------- kernel path
-# FlashInfer 0.7.2.post1 flashinfer/fused_moe/fused_routing_dsv3.py: fused_topk_deepseek is
-# decorated @supported_compute_capability([89, 90, 100, 103, 120, 121]) (main adds 107).
-KERNEL_ARCHS = (89, 90, 100, 103, 107, 120, 121)
-KERNEL_NAME = "flashinfer.fused_moe.fused_topk_deepseek"
+KERNEL_TOLERANCE = {"atol": 1e-2, "rtol": 1.6e-2, "dtype": "bfloat16"}  # the kernels write bf16 weights
+GPU_EXTRA = "verify --kernel needs a CUDA GPU and FlashInfer: pip install 'moe-inspect[gpu]'"
+_BF16_BIAS_CAUSE = ("the grouped DeepSeekV3 kernel rounds the correction bias to bf16 before adding it "
+                    "(trtllm_fused_moe_routing_deepseek.cu:159-161, static_cast<OutputT> with OutputT = bf16); "
+                    "reproduced by the kernel-exact reference")
 
 
-def _kernel_limits(e: int, k: int, g: int, tg: int) -> str | None:
-    """fused_topk_deepseek's own checks (_check_dsv3_fused_routing_supported, FlashInfer 0.7.2)."""
-    if tg > g or tg * g < k:
-        return f"topk_group ({tg}) must be <= n_group ({g}) and topk_group*n_group >= top_k ({k})"
-    if k > 8:
-        return f"top_k ({k}) must be <= 8"
-    if g > 1:
-        if e % g:
-            return f"num_experts ({e}) must be divisible by n_group ({g})"
-        if e // g > 32:
-            return f"num_experts / n_group ({e // g}) must be <= 32"
-        if (e // g) * tg > 128:
-            return f"num_experts / n_group * topk_group ({(e // g) * tg}) must be <= 128"
-    elif e > 384:
-        return f"num_experts ({e}) must be <= 384 when n_group = 1"
-    return None
+def kernel_runners(method: str, spec: MoESpec, *, headers_dir: str | None = None) -> dict:
+    """name -> (callable(logits_cuda, bias_cuda) -> (ids, weights) | None, reason when it cannot run)."""
+    from .kernels import fused_topk_deepseek as ftd
+    from .kernels import trtllm_routing as tr
+
+    e, k, g, tg = spec.num_experts, spec.top_k, spec.n_group, spec.topk_group
+    kw = dict(top_k=k, n_group=g, topk_group=tg, routed_scaling_factor=spec.routed_scaling_factor)
+    out: dict = {}
+    why = tr.supports(method, e, k, g, tg)
+    if why is None:
+        why = tr.unavailable_reason(headers_dir=headers_dir)
+    out["trtllm-gen"] = (None, why) if why else (
+        lambda x, b: _ids_w(tr.route(method, x, bias=b, norm_topk_prob=bool(spec.renormalize),
+                                     headers_dir=headers_dir, **kw)), None)
+    if method == "DeepSeekV3":
+        arch = tr._arch()
+        why = ftd.limits_problem(e, k, g, tg) or ftd.arch_problem(arch)
+        out["fused_topk_deepseek"] = (None, why) if why else (lambda x, b: ftd.run(x, b, **kw), None)
+    return out
 
 
-def run_fused_topk_deepseek(logits, bias, *, n_group: int, topk_group: int, top_k: int,
-                            routed_scaling_factor: float):
-    """Call FlashInfer's DeepSeek-V3 routing kernel; returns (ids int32 [T,k], weights [T,k])."""
+def _ids_w(r):
+    return r.topk_ids, r.topk_weights
+
+
+def _kernel_logits(s: _Setup, *, tokens: int, seed: int, logit_scale: float):
+    """(oracle or None, logits fp32 [T, E], bias or None): the model's router when transformers has
+    it, else seeded logits N(0, scale^2) and bias 0.1 N(0, 1)."""
     torch = _import_torch()
-    from flashinfer.fused_moe import fused_topk_deepseek
-
-    t = logits.shape[0]
-    values = torch.empty(t, top_k, dtype=logits.dtype, device=logits.device)
-    ids = torch.empty(t, top_k, dtype=torch.int32, device=logits.device)
-    fused_topk_deepseek(logits, bias.to(logits.dtype), n_group, topk_group, top_k,
-                        float(routed_scaling_factor), values, ids, launch_with_pdl=False)
-    torch.cuda.synchronize()
-    return ids, values
-
-
-def _require_kernel_env():
-    torch = _import_torch()
-    if not torch.cuda.is_available():
-        raise EnvironmentError_(f"no CUDA GPU visible: {GPU_EXTRA}")
     try:
-        import flashinfer.fused_moe  # noqa: F401
-    except Exception as e:
-        raise EnvironmentError_(f"cannot import flashinfer.fused_moe ({type(e).__name__}): {GPU_EXTRA}") from None
-    major, minor = torch.cuda.get_device_capability()
-    sm = major * 10 + minor
-    if sm not in KERNEL_ARCHS:
-        raise UnsupportedError(f"fused_topk_deepseek runs on SM {', '.join(map(str, KERNEL_ARCHS))}; this GPU is SM{sm}")
-    return torch, sm
+        row = _oracle_row(s)
+        o = _build_oracle(s, row, tokens=tokens, seed=seed, hidden=DEFAULT_HIDDEN, logit_scale=logit_scale)
+        logits = _oracle_logits(o)
+        _unscale_oracle(s, o)
+        return o, logits, (o.bias.float() if o.has_bias else None), None
+    except (_CannotVerify, EnvironmentError_) as e:
+        gen = torch.Generator().manual_seed(seed)
+        e_ = s.spec.num_experts
+        logits = torch.randn(tokens, e_, generator=gen) * logit_scale
+        bias = torch.randn(e_, generator=gen) * 0.1 if s.spec.has_correction_bias else None
+        return None, logits, bias, f"model router not compared: {e}"
+
+
+def _selection_keys(method: str, logits, bias):
+    """The reference's fp32 selection keys, unmasked (for score gaps)."""
+    from .reference.routers import kernel_sigmoid
+
+    if method in ("MiniMax2", "DeepSeekV3"):
+        return kernel_sigmoid(logits) + (0 if bias is None else bias.float().reshape(1, -1))
+    if method in ("SigmoidRenorm", "Sigmoid"):
+        return kernel_sigmoid(logits)
+    return logits.float()
+
+
+def _run_kernels(runners: dict, logits, bias) -> tuple[dict, dict]:
+    torch = _import_torch()
+    outs, info = {}, {}
+    for name, (fn, why) in runners.items():
+        if fn is None:
+            info[name] = {"ran": False, "reason": why}
+            continue
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        ids, w = fn(logits.to(dev), None if bias is None else bias.to(dev))
+        outs[name] = (ids.cpu(), w.float().cpu())
+        info[name] = {"ran": True}
+    return outs, info
+
+
+def _kernel_table(s: _Setup, o, ref, exact, outs, logits, bias) -> tuple[list, dict, dict]:
+    from .kernels.agreement import disagreements, layer_rel_l2, pair, set_differs
+
+    t_ref, t_k = TOLERANCE, KERNEL_TOLERANCE
+    rows = []
+    if o is not None:
+        rows.append(pair("reference", ref.topk_ids, ref.topk_weights, "model router", o.ids, o.weights, **_tol(t_ref)))
+    grouped = s.method == "DeepSeekV3" and (s.spec.n_group or 1) > 1
+    cause = _BF16_BIAS_CAUSE if grouped else "the kernel's arithmetic, reproduced by the kernel-exact reference"
+    keys = _selection_keys(s.method, logits, bias)
+    dis, cons = {}, {}
+    for name, (ids, w) in outs.items():
+        rows.append(pair(name, ids, w, "kernel-exact reference", exact.topk_ids, exact.topk_weights, **_tol(t_k)))
+        rows.append(pair(name, ids, w, "reference", ref.topk_ids, ref.topk_weights, **_tol(t_k)))
+        if o is not None:
+            rows.append(pair(name, ids, w, "model router", o.ids, o.weights, **_tol(t_k)))
+        dis[name] = disagreements(ids, ref.topk_ids, exact.topk_ids, keys, cause_when_exact=cause)
+        rel = layer_rel_l2(ids, w, ref.topk_ids, ref.topk_weights, s.spec.num_experts, seed=0)
+        n = int(set_differs(ids, ref.topk_ids).sum())
+        cons[name] = {**rel, "tokens_affected": n, "fraction_affected": n / max(int(ids.shape[0]), 1)}
+    return [r.to_dict() for r in rows], dis, cons
+
+
+def _tol(t: dict) -> dict:
+    return {"atol": t["atol"], "rtol": t["rtol"]}
+
+
+def _kernel_explanation(method: str, table: list, dis: dict, tokens: int) -> tuple[str, str]:
+    parts, verdict = [], "match"
+    for name in dis:
+        frac = {r["b"]: r for r in table if r["a"] == name}
+        bits = [f"= {b} on {100 * r['fraction']:.1f} %" for b, r in frac.items()]
+        if frac["reference"]["same_experts"] < tokens or frac["reference"]["weight_mismatches"]:
+            verdict = "mismatch"
+        causes = sorted({d["cause"] for d in dis[name]})
+        parts.append(f"{name}: " + ", ".join(bits) + (f", because {'; '.join(causes)}" if causes else ""))
+    if not parts:
+        return "cannot_verify", f"no FlashInfer routing kernel for {method} ran here"
+    return verdict, f"{method} on {tokens} tokens: " + " | ".join(parts)
 
 
 def verify_kernel(
@@ -925,69 +992,67 @@ def verify_kernel(
     seed: int = 0,
     *,
     method: str | None = None,
-    logits_dtype: str = "float32",
+    logit_scale: float = 1.0,
+    flashinfer_version: str | None = None,
+    headers_dir: str | None = None,
+    runners: dict | None = None,
 ) -> VerifyResult:
-    """Compare FlashInfer's fused_topk_deepseek with the DeepSeekV3 reference on CUDA.
-
-    Only DeepSeekV3 (grouped or not) has a standalone FlashInfer routing kernel that runs on
-    SM89/90/100/103/120/121; other methods are routed inside the trtllm MoE kernels (SM10x/12x)
-    and raise UnsupportedError here.
-    """
+    """Three-way: the model's transformers router, our references (as specified, and kernel-exact)
+    and every FlashInfer routing kernel implementing the method (trtllm-gen; fused_topk_deepseek for
+    DeepSeekV3), on the same logits. ``runners`` replaces the kernels (tests)."""
     from .errors import BadInputError
-    from .reference import DEFAULT_FLASHINFER_VERSION
-    from .reference.routers import route
+    from .reference import METHODS
+    from .reference.routers import KERNELS, route
 
-    spec = description.moe
-    method_name = _method_name(method or description.routing.method)
-    if method:
-        _check_forced(method_name)
-    if method_name != "DeepSeekV3":
-        raise UnsupportedError(
-            f"verify --kernel covers DeepSeekV3 routing (fused_topk_deepseek) only; "
-            f"{description.model.id} resolves to {method_name}"
-        )
-    if tokens < 1:
-        raise BadInputError(f"--tokens must be >= 1, got {tokens}")
-    e, k = spec.num_experts, spec.top_k
-    g, tg = max(spec.n_group or 1, 1), max(spec.topk_group or 1, 1)
-    limit = _kernel_limits(e, k, g, tg)
-    if limit:
-        raise UnsupportedError(f"fused_topk_deepseek cannot route {description.model.id}: {limit}")
-    torch, sm = _require_kernel_env()
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[logits_dtype]
-    gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(tokens, e, generator=gen).to(dtype)
-    bias = (torch.randn(e, generator=gen) * 0.1).to(dtype)
-    if not spec.has_correction_bias:
-        bias = torch.zeros(e, dtype=dtype)
-    scale = spec.routed_scaling_factor if spec.routed_scaling_factor is not None else 1.0
-    ids, vals = run_fused_topk_deepseek(logits.cuda(), bias.cuda(), n_group=g, topk_group=tg, top_k=k,
-                                        routed_scaling_factor=scale)
-    ref = route("DeepSeekV3", logits.float(), top_k=k, bias=bias.float(), n_group=g, topk_group=tg,
-                routed_scaling_factor=scale, output_dtype=None,
-                flashinfer_version=description.routing.flashinfer_version or DEFAULT_FLASHINFER_VERSION)
-    tol = dict(KERNEL_TOLERANCE)
-    if dtype == torch.bfloat16:
-        tol = {"atol": 1e-2, "rtol": 1.6e-2, "dtype": "bfloat16"}
-    cmp = _compare(ref.topk_ids, ref.topk_weights, ids.cpu(), vals.float().cpu(), atol=tol["atol"], rtol=tol["rtol"])
-    verdict = "match" if cmp.first is None else "mismatch"
-    import flashinfer
+    if not logit_scale > 0:
+        raise BadInputError(f"--logit-scale must be > 0, got {logit_scale}")
+    s = _setup(description, tokens=tokens, seed=seed, method=method, hidden_size=DEFAULT_HIDDEN,
+               flashinfer_version=flashinfer_version, oracle="flashinfer")
+    info = METHODS.get(s.method)
+    from .kernels import trtllm_routing as tr
 
-    if verdict == "match":
-        expl = (f"fused_topk_deepseek selects the same experts as the DeepSeekV3 reference for all {tokens} "
-                f"tokens on SM{sm}; weights within atol {tol['atol']:g} / rtol {tol['rtol']:g}")
-    else:
-        expl = (f"fused_topk_deepseek differs from the DeepSeekV3 reference on SM{sm}: {cmp.id_mismatches}/{tokens} "
-                f"tokens select different experts, {cmp.weight_mismatches} weigh them differently")
-    return VerifyResult(
-        model=description.model.id, verdict=verdict, method=method_name,
-        method_source="forced" if method else "resolved", oracle="flashinfer", transformers_class=None,
-        kernel=KERNEL_NAME, oracle_version=getattr(flashinfer, "__version__", None), tokens=tokens, seed=seed,
-        hidden_size=0, num_experts=e, top_k=k, id_mismatches=cmp.id_mismatches,
-        weight_mismatches=cmp.weight_mismatches, max_weight_error=cmp.max_weight_error, tolerance=tol,
-        first_difference=cmp.first, explanation=expl,
-        config={"n_group": g, "topk_group": tg, "routed_scaling_factor": scale, "logits_dtype": logits_dtype},
-        flashinfer_version=description.routing.flashinfer_version, vllm_version=description.routing.vllm_version,
-        source="flashinfer-ai/flashinfer flashinfer/fused_moe/fused_routing_dsv3.py fused_topk_deepseek",
-        notes=[f"logits fed directly (no hidden states): [T={tokens}, E={e}] {logits_dtype}, GPU SM{sm}"],
-    )
+    if s.method not in tr.METHOD_IDS:
+        raise UnsupportedError(f"no FlashInfer routing kernel implements {s.method} ({description.model.id}): "
+                               f"{_flashinfer_lacks(s) or 'not a RoutingMethodType'}; run verify without --kernel")
+    injected = runners is not None
+    runners = runners if injected else kernel_runners(s.method, s.spec, headers_dir=headers_dir)
+    if all(fn is None for fn, _ in runners.values()):
+        raise EnvironmentError_("verify --kernel: no FlashInfer routing kernel can run here: "
+                                + "; ".join(f"{n}: {why}" for n, (_, why) in runners.items()))
+    o, logits, bias, why_no_model = _kernel_logits(s, tokens=tokens, seed=seed, logit_scale=logit_scale)
+    if why_no_model:
+        s.notes.append(why_no_model)
+    kw = _route_kwargs(s, o, bias)
+    ref = route(s.method, logits, output_dtype=None, flashinfer_version=s.fi_version or "0.7.2.post1", **kw)
+    exact = route(s.method, logits, kernel=KERNELS[0], **kw)
+    outs, kinfo = _run_kernels(runners, logits, kw["bias"])
+    table, dis, cons = _kernel_table(s, o, ref, exact, outs, logits, kw["bias"])
+    verdict, expl = _kernel_explanation(s.method, table, dis, tokens)
+    if "trtllm-gen" in outs and not injected:
+        kinfo["trtllm-gen"]["build"] = _build_info(headers_dir)
+    s.base.update(kernel=", ".join(outs) or None, oracle_version=_fi_version())
+    s.notes.append(f"logits N(0, {logit_scale:g}^2) through the model router's seeded weights"
+                   + ("" if info is None or not info.uses_bias else "; correction bias 0.1 N(0, 1)"))
+    return VerifyResult(verdict=verdict, explanation=expl, tolerance=dict(KERNEL_TOLERANCE), logit_scale=logit_scale,
+                        kernels=kinfo, agreement=table, disagreements=dis, consequence=cons, notes=s.notes,
+                        id_mismatches=max((tokens - r["same_experts"] for r in table if r["b"] == "reference"
+                                           and r["a"] != "reference"), default=0),
+                        **s.base)
+
+
+def _build_info(headers_dir):
+    from .kernels import trtllm_routing as tr
+
+    try:
+        return tr.build_info(headers_dir)
+    except Exception as e:
+        return {"error": str(e)}
+
+
+def _fi_version() -> str | None:
+    try:
+        import flashinfer
+
+        return getattr(flashinfer, "__version__", None)
+    except Exception:
+        return None

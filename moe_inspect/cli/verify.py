@@ -52,11 +52,46 @@ def render(d: dict, con) -> None:
             con.print("  reference  (no reference router for this method)")
         label = "kernel     " if d.get("kernel") else "transformers"
         con.print(f"  {label} ids {fd['oracle_ids']}  weights {_weights(fd['oracle_weights'])}")
+    if d.get("agreement"):
+        _render_kernel(d, con)
     con.print(escape(d.get("explanation") or ""))
     if d.get("reflects_note"):
         con.print(f"[yellow]note:[/] {escape(d['reflects_note'])}")
     for n in d.get("notes") or []:
         con.print(f"[dim]note: {escape(n)}[/]")
+
+
+def _render_kernel(d: dict, con) -> None:
+    """verify --kernel: the agreement table, each kernel's status, the disagreements and their cost."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=f"agreement on {d['tokens']} tokens (logits N(0, {d.get('logit_scale') or 1:g}²))",
+              title_justify="left")
+    for c in ("router", "vs", "same experts", "max weight error"):
+        t.add_column(c, overflow="fold")
+    for r in d["agreement"]:
+        err = "—" if r["max_weight_error"] is None else f"{r['max_weight_error']:.2g}"
+        t.add_row(escape(r["a"]), escape(r["b"]), f"{r['same_experts']}/{r['tokens']} ({100 * r['fraction']:.1f} %)", err)
+    con.print(t)
+    for name, k in (d.get("kernels") or {}).items():
+        if not k.get("ran"):
+            con.print(f"[yellow]not run:[/] {escape(name)}: {escape(str(k.get('reason')))}")
+        elif k.get("build"):
+            b = k["build"]
+            con.print(f"[dim]{escape(name)}: {escape(str(b.get('how')))}; compiled for {b.get('compiled_for') or 'as shipped'}"
+                      f"{'; ' + escape(b['note']) if b.get('note') else ''}[/]")
+    for name, rows in (d.get("disagreements") or {}).items():
+        for r in rows[:5]:
+            gap = "—" if r["score_gap"] is None else f"{r['score_gap']:.3g}"
+            con.print(f"  {escape(name)} token {r['token']}: kernel only {r['kernel_only']}, reference only "
+                      f"{r['reference_only']}, score gap {gap}")
+        c = (d.get("consequence") or {}).get(name) or {}
+        if rows:
+            con.print(f"  {escape(name)}: {c.get('tokens_affected')} of {d['tokens']} tokens "
+                      f"({100 * (c.get('fraction_affected') or 0):.2f} %) route differently; layer-output rel-L2 "
+                      f"{c.get('all_tokens', 0):.3g} over all tokens, {c.get('divergent_tokens') or 0:.3g} over those "
+                      f"tokens ({escape(str(c.get('experts')))})")
 
 
 def register(app: typer.Typer) -> None:
@@ -69,7 +104,9 @@ def register(app: typer.Typer) -> None:
             "  moe-inspect verify deepseek-ai/DeepSeek-V3\n\n"
             "  moe-inspect verify MiniMaxAI/MiniMax-M2.5 --tokens 256 --seed 1 --json\n\n"
             "  moe-inspect verify MiniMaxAI/MiniMax-M2 --method Default   # what a wrong label would do\n\n"
-            "  moe-inspect verify deepseek-ai/DeepSeek-V3 --kernel       # FlashInfer fused_topk_deepseek on this GPU"
+            "  moe-inspect verify deepseek-ai/DeepSeek-V3 --kernel       # FlashInfer's routing kernels on this GPU\n\n"
+            "  moe-inspect verify MiniMaxAI/MiniMax-M2.5 --kernel --logit-scale 3 --tokens 1024\n\n"
+            "  moe-inspect verify deepseek-ai/DeepSeek-V3 --kernel --trtllm-headers ./trtllm-gen-headers   # SM90 build"
         ),
     )
     @handle_errors
@@ -83,9 +120,20 @@ def register(app: typer.Typer) -> None:
         ] = None,
         kernel: Annotated[
             bool,
-            typer.Option("--kernel", help="Compare FlashInfer's routing kernel (fused_topk_deepseek, CUDA) with the "
-                         "reference instead of transformers."),
+            typer.Option("--kernel", help="Three-way: the model's transformers router, our references and every "
+                         "FlashInfer routing kernel implementing the method (trtllm-gen; fused_topk_deepseek for "
+                         "DeepSeekV3) on this GPU."),
         ] = False,
+        logit_scale: Annotated[
+            float, typer.Option("--logit-scale", help="--kernel: router logits ~ N(0, scale^2) (1 = N(0,1); 3 = a "
+                                "wider, stated 'realistic' spread).")
+        ] = 1.0,
+        trtllm_headers: Annotated[
+            Optional[str], typer.Option("--trtllm-headers", metavar="DIR", help="--kernel on SM90: include root "
+                                        "holding flashinfer/trtllm/batched_gemm/trtllmGen_bmm_export/ (else FlashInfer's "
+                                        "artifact cache, $MOE_INSPECT_TRTLLM_HEADERS, $TRTLLM_GEN_EXPORT_HEADERS, "
+                                        "flashinfer-cubin).")
+        ] = None,
         revision: RevisionOpt = None,
         offline: OfflineOpt = False,
         vllm_version: VllmVersionOpt = None,
@@ -112,6 +160,8 @@ def register(app: typer.Typer) -> None:
                 vllm_version=vllm_version,
                 flashinfer_version=flashinfer_version,
                 kernel=kernel,
+                logit_scale=logit_scale,
+                trtllm_headers=trtllm_headers,
                 progress=update,
             )
         data = result.to_dict()
