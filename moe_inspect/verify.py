@@ -1031,7 +1031,8 @@ def verify_kernel(
     if "trtllm-gen" in outs and not injected:
         kinfo["trtllm-gen"]["build"] = _build_info(headers_dir)
     s.base.update(kernel=", ".join(outs) or None, oracle_version=_fi_version())
-    s.notes.append(f"logits N(0, {logit_scale:g}^2) through the model router's seeded weights"
+    s.notes.append(f"logits N(0, {logit_scale:g}^2) " + ("through the model router's seeded weights" if o is not None
+                                                          else "drawn directly (seeded)")
                    + ("" if info is None or not info.uses_bias else "; correction bias 0.1 N(0, 1)"))
     return VerifyResult(verdict=verdict, explanation=expl, tolerance=dict(KERNEL_TOLERANCE), logit_scale=logit_scale,
                         kernels=kinfo, agreement=table, disagreements=dis, consequence=cons, notes=s.notes,
