@@ -168,7 +168,30 @@ def cmd_verify(out: Path) -> None:
         (out / f"verify_kernel_{m.replace('/', '_')}.txt").write_text(p.stdout + p.stderr + f"\nexit {p.returncode}\n")
 
 
+def cmd_probe(out: Path) -> None:
+    """The one MiniMax2 token the kernel-exact reference does not reproduce (T=1024, N(0,1), token
+    377, gap 5e-6): the same row routed alone (T=1), inside its T=1024 batch, and repeated to T=4096
+    (another kernel path), with the bias in fp32 and bf16."""
+    import torch
+
+    from moe_inspect.kernels import trtllm_routing as tr
+
+    data = torch.load("tests/data/trtllm_gen_routing_h200.pt", weights_only=False)
+    v = next(x for x in data["vectors"] if x["method"] == "MiniMax2" and x["T"] == 1024)
+    row = v["logits"][v["tokens"].index(377)]
+    gen = torch.Generator().manual_seed(SEED)
+    res = {}
+    for t in (1, 8, 64, 256, 1024, 2048, 4096):
+        x = torch.randn(t, 256, generator=gen)
+        x[t // 2] = row
+        for bdt in (torch.float32, torch.bfloat16):
+            r = tr.route("MiniMax2", x.cuda(), bias=v["bias"].to(bdt).cuda(), top_k=8, routed_scaling_factor=1.0)
+            res[f"T={t} bias={bdt}"] = sorted(r.topk_ids[t // 2].tolist())
+    (out / "probe.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res))
+
+
 if __name__ == "__main__":
     sub, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    {"build": cmd_build, "capture": cmd_capture, "verify": cmd_verify}[sub](out)
+    {"build": cmd_build, "capture": cmd_capture, "verify": cmd_verify, "probe": cmd_probe}[sub](out)

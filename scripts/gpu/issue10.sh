@@ -17,7 +17,7 @@ nvcc --version 2>&1 | tail -2 >> "$OUT/gpu.txt"
 for step in "$@"; do
   start=$(date +%s)
   case $step in
-    build|capture|verify)
+    build|capture|verify|probe)
       python3 scripts/gpu/issue10.py "$step" "$OUT" > "$OUT/$step.log" 2>&1 ;;
     tests)
       python3 -m pytest -q -m gpu tests/test_verify_gpu.py tests/test_kernels_gpu.py -rs > "$OUT/tests.log" 2>&1 ;;
