@@ -99,3 +99,10 @@ def test_one_gate_vocabulary_in_table_reasons_and_json():
         for b in t["backends"]:
             if not b["supported"]:
                 assert re.search(rf"\] {re.escape(b['gate'])}: ", text), b["gate"]
+
+
+def test_quiet_catalog_prints_ids_one_per_line():
+    r = run("catalog", "-q")
+    assert r.stdout.splitlines() == _ids()
+    fused = run("catalog", "--check", "--gpu", "B200", "-q").stdout.splitlines()
+    assert "deepseek-ai/DeepSeek-V3" in fused and "Qwen/Qwen1.5-MoE-A2.7B" not in fused  # Default routing: modular

@@ -53,16 +53,26 @@ def catalog_cmd(
                                    flashinfer_version=flashinfer_version)
         data = {"schema_version": 1, "targets": [t.to_dict() for t in targets],
                 "deployment": deployment.to_dict(), "models": rows}
-        out.dict(data, human=lambda d, o: render_matrix(d, o.console), markdown=lambda d: catalog_markdown(d["models"]),
-                 id_key="models")
+        if out.is_quiet:  # the models that get fused routing on every target, one per line
+            _ids(r for r in rows if all(c["fused_routing"] and c["starts"] for c in r["targets"]))
+            return
+        out.dict(data, human=lambda d, o: render_matrix(d, o.console), markdown=lambda d: catalog_markdown(d["models"]))
         return
     if deploy.layout_given() or deploy.parallel:
         from ..errors import BadInputError
 
         raise BadInputError("catalog: deployment flags (--tp, --dp, --ep, --vllm-args, …) need --check")
     rows = core.catalog_listing(vllm_version, flashinfer_version)
+    if out.is_quiet:
+        _ids(rows)
+        return
     out.dict({"schema_version": 1, "models": rows}, human=lambda d, o: render_listing(d["models"], o.console),
-             markdown=lambda d: listing_markdown(d["models"]), id_key="models")
+             markdown=lambda d: listing_markdown(d["models"]))
+
+
+def _ids(rows) -> None:
+    for r in rows:
+        typer.echo(r["id"])
 
 
 # ------------------------------------------------------------------------------------------------
