@@ -42,3 +42,28 @@ def test_a_missing_command_module_fails_at_import(tmp_path):
 def test_no_importlib_loop_left():
     src = open(app_module.__file__).read()
     assert "importlib" not in src and "not there yet" not in src
+
+
+# usage errors: one line on stderr, exit 2, like every other error (Click printed a boxed panel)
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["detect", "MiniMaxAI/MiniMax-M2.5", "--format", "yaml"], "'yaml' is not one of"),
+    (["detect"], "Missing argument 'MODEL'"),
+    (["verify", "x", "--tokens", "0"], "--tokens"),
+    (["detect", "x", "--bogus"], "No such option: --bogus"),
+    (["no-such-command"], "No such command"),
+])
+def test_usage_errors_are_one_line(argv, needle):
+    r = CliRunner().invoke(app_module.app, argv, prog_name="moe-inspect")
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    line, = r.stderr.strip().splitlines()
+    assert line.startswith("error: ") and needle in line and "--help" in line
+    assert "╭" not in r.stderr and "Usage:" not in r.stderr
+
+
+def test_bare_command_still_shows_the_help():
+    r = CliRunner().invoke(app_module.app, [], prog_name="moe-inspect")
+    assert "Usage: moe-inspect" in r.output and "detect" in r.output

@@ -3,15 +3,46 @@ in help order, so a missing or broken module fails at import instead of vanishin
 
 from __future__ import annotations
 
+import sys
 from types import ModuleType
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from . import catalog, check, detect, run_layer, verify
+from .output import error_line
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, bad value, missing argument) as ONE line on stderr, exit 2,
+    like every other error, instead of Click's boxed multi-line panel."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.Abort:
+            error_line("aborted")
+            sys.exit(1)
+        except Exception as e:
+            from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+            if isinstance(e, NoArgsIsHelpError):  # bare `moe-inspect`: the help, as Click does
+                e.show()
+                sys.exit(e.exit_code)
+            if not isinstance(e, ClickException):
+                raise
+            where = e.ctx.command_path if getattr(e, "ctx", None) is not None else (prog_name or "moe-inspect")
+            error_line(e.format_message(), f"see: {where} --help")
+            sys.exit(e.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="moe-inspect",
+    cls=_OneLineErrors,
     no_args_is_help=True,
     add_completion=False,
     help=(
