@@ -286,13 +286,12 @@ def activation_config(fi, shapes):
 
 
 def fused_topk_deepseek_ok(shapes, arch: int) -> bool:
-    """Whether FlashInfer's ``fused_topk_deepseek`` can route this layer on ``arch`` (its docstring)."""
-    if shapes.routing_method != "DeepSeekV3" or arch not in (89, 90, 100, 103, 120, 121):
-        return False
-    e, k, g, tg = shapes.num_experts, shapes.top_k, shapes.n_group or 1, shapes.topk_group or 1
-    if k > 8 or g > 32 or e % g or tg > g or tg * g < k:
-        return False
-    return (e // g <= 32 and (e // g) * tg <= 128) if g > 1 else e <= 384
+    """Whether FlashInfer's ``fused_topk_deepseek`` can route this layer on ``arch`` (its one home:
+    moe_inspect.kernels.fused_topk_deepseek)."""
+    from ..kernels import fused_topk_deepseek as ftd
+
+    return ftd.supported(arch, shapes.num_experts, shapes.top_k, shapes.n_group, shapes.topk_group,
+                         method=shapes.routing_method)
 
 
 # ----------------------------------------------------------------------------- the real API
