@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
             "  moe-inspect run-layer deepseek-ai/DeepSeek-V3 --quant bf16 --json --plot dsv3.png\n\n"
             "  moe-inspect run-layer ./ckpt --weights checkpoint --layer 3 --quant fp8-block\n\n"
             "  moe-inspect run-layer --experts 64 --top-k 8 --hidden 2048 --intermediate 768 --routing Renormalize\n\n"
+            "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --tp 2 --compare-tp-ep   (2 GPUs: TP 2 and EP 2 side by side)\n\n"
             "Exit codes: 0 the accuracy verdict passed, 1 it failed, 2 bad input, no GPU, or a path this GPU "
             "cannot run."
         ),
@@ -46,12 +47,24 @@ def register(app: typer.Typer) -> None:
         precomputed_routing: Annotated[bool, typer.Option("--precomputed-routing", help="TRT-LLM: use the routed kernel variant even when in-kernel routing works.")] = False,
         repeat_ms: Annotated[float, typer.Option("--repeat-ms", help="Target measurement time per token count, ms.")] = 100.0,
         autotune: Annotated[bool, typer.Option("--autotune", help="Let FlashInfer's autotuner profile tactics on the first call of each token count (slow: each tactic compiles).")] = False,
+        tp: Annotated[Optional[int], typer.Option("--tp", "--tensor-parallel-size", min=1, metavar="N", rich_help_panel="Multi-GPU (as vllm serve)", help="Shard the layer over N GPUs of this host with tensor parallelism (every expert's width split, output all-reduced), one process per GPU over NCCL.")] = None,
+        dp: Annotated[Optional[int], typer.Option("--dp", "--data-parallel-size", min=1, metavar="N", rich_help_panel="Multi-GPU (as vllm serve)", help="Data-parallel ranks (vLLM --data-parallel-size): with --ep each GPU holds its own share of the tokens and an all-to-all moves them to the experts' owners.")] = None,
+        ep: Annotated[bool, typer.Option("--ep", "--enable-expert-parallel", rich_help_panel="Multi-GPU (as vllm serve)", help="Expert parallelism (vLLM --enable-expert-parallel): experts split over tp·dp GPUs as vLLM places them; all-to-all with --dp > 1, all-reduce with --tp.")] = False,
+        compare_tp_ep: Annotated[bool, typer.Option("--compare-tp-ep", rich_help_panel="Multi-GPU (as vllm serve)", help="With --tp N or --dp N --ep: also run the other scheme (TP N / EP N all-to-all) on the same tokens, side by side.")] = False,
+        peer: Annotated[bool, typer.Option("--peer/--no-peer", help="Also time torch's grouped GEMM (torch._grouped_mm, BF16 weights, CUDA graph) on the same routed inputs: the peer µs and FlashInfer/peer columns.")] = True,
         offline: OfflineOpt = False,
         plot: Annotated[Optional[str], typer.Option("--plot", help="Write latency and % of limit vs tokens to this PNG (needs matplotlib).")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Run one MoE layer through FlashInfer on this GPU: check it against float32 torch and time it."""
         from ..layer.runner import RunLayerOptions, parse_tokens, run_layer as _run
+        from ..layer.sharding import plan_layout
+
+        shard = plan_layout(tp, dp, ep)
+        if compare_tp_ep and shard is None:
+            from ..errors import BadInputError
+
+            raise BadInputError("--compare-tp-ep needs a multi-GPU layout (--tp N, or --dp N --ep)")
 
         opts = RunLayerOptions(
             model=model, quant=quant, backend=backend, act=act, tokens=parse_tokens(tokens), layer=layer,
@@ -59,6 +72,18 @@ def register(app: typer.Typer) -> None:
             routing=routing, n_group=n_group, topk_group=topk_group, routed_scaling_factor=scale,
             precomputed_routing=precomputed_routing, repeat_ms=repeat_ms, autotune=autotune, plot=plot, offline=True if offline else None,
         )
+        opts.peer = peer
+        if shard is not None:  # N GPUs, one process each (layer/distributed.py)
+            from ..layer.distributed import is_primary, render, run_distributed
+
+            with progress(True) as update:
+                dres = run_distributed(opts, shard, compare=compare_tp_ep, progress=update)
+            if not is_primary():
+                return
+            print_json(dres) if json_out else render(dres, console())
+            if not dres["passed"]:
+                raise typer.Exit(1)
+            return
         with progress(True) as update:
             result = _run(opts, progress=update)
         data = result.to_dict()
@@ -87,16 +112,25 @@ def _render(d: dict) -> None:
     c.print(f"{g['name']} (SM{g['arch']}), FlashInfer {d['versions']['flashinfer']}: {p['config_class']} "
             f"({p['weight_format']}×{p['activation_format']}), routing {d['routing_mode']} via {d['routing_source']}")
     t = Table(show_header=True, header_style="bold")
+    has_peer = any(r.get("peer") for r in d["rows"])
     for col in ("tokens", "experts hit", "rel L2", "cosine", "within tol", "µs (median)", "p10–p90", "TB/s",
-                "% BW", "TFLOP/s", "% compute", "bound", "ok"):
+                "% BW", "TFLOP/s", "% compute", "bound", "ok") + (("peer µs", "FI/peer") if has_peer else ()):
         t.add_column(col, justify="right")
     for r in d["rows"]:
         a, tm, rl = r["accuracy"], r["timing"], r["roofline"]
+        pr = r.get("peer") or {}
+        peer_cells = (_fmt(pr.get("median_us")), _fmt(pr.get("flashinfer_over_peer"), ".2f")) if has_peer else ()
         t.add_row(str(r["tokens"]), _fmt(r["experts_hit"], ".0f"), f"{a['rel_l2']:.2e}", f"{a['cosine']:.5f}",
                   f"{100 * a['within_tol']:.1f}%", _fmt(tm["median_us"]), f"{tm['p10_us']:.1f}–{tm['p90_us']:.1f}",
                   _fmt(rl["achieved_tbs"], ".2f"), _fmt(rl["pct_bandwidth"]), _fmt(rl["achieved_tflops"], ".1f"),
-                  _fmt(rl["pct_compute"]), rl["bound"] or "–", "[green]pass[/]" if a["passed"] else "[red]FAIL[/]")
+                  _fmt(rl["pct_compute"]), rl["bound"] or "–", "[green]pass[/]" if a["passed"] else "[red]FAIL[/]",
+                  *peer_cells)
     c.print(t)
+    peers = [r["peer"] for r in d["rows"] if r.get("peer")]
+    if peers:
+        errs = {p["error"] for p in peers if p.get("error")}
+        c.print(f"[dim]peer: {peers[0]['name']}, {peers[0].get('weights') or ''}; same token sets and routed ids; "
+                "FI/peer > 1 means FlashInfer is slower[/]" + (f" [yellow]peer not run: {'; '.join(errs)}[/]" if errs else ""))
     for n in d["notes"]:
         c.print(f"[dim]note: {n}[/]")
     c.print("[green]verdict: pass[/]" if d["passed"] else "[red]verdict: FAIL (accuracy outside the format's threshold)[/]")
