@@ -159,13 +159,17 @@ VLLM_LAYOUTS: Mapping[str, EnumLayout] = MappingProxyType(
 DEFAULT_VLLM = "0.33"
 
 
-@dataclass(frozen=True)
 class VllmRelease:
-    """One vLLM release and the key of its RoutingMethodType + get_routing_method_type."""
+    """One vLLM release and the key of its RoutingMethodType + get_routing_method_type; ``source``
+    says where in that release's wheel both were read. (A plain class: cheap at import.)"""
 
-    version: str
-    key: str
-    source: str  # where in that release's wheel the enum and the function were read
+    __slots__ = ("version", "key", "source")
+
+    def __init__(self, version: str, key: str, source: str) -> None:
+        self.version, self.key, self.source = version, key, source
+
+    def __repr__(self) -> str:
+        return f"VllmRelease({self.version!r}, {self.key!r})"
 
 
 def _releases(key: str, versions: str, enum_lines: str, fn_lines: str) -> tuple[VllmRelease, ...]:

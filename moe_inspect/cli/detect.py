@@ -45,9 +45,19 @@ def detect(
             flashinfer_version=flashinfer_version,
             progress=update,
         )
-    from .render import detect_markdown, detect_view
+    out.dict(desc.to_dict(), human=_human, markdown=_markdown, id_key="routing.method")
 
-    out.dict(desc.to_dict(), human=detect_view, markdown=detect_markdown, id_key="routing.method")
+
+def _human(data: dict, out: Output) -> None:
+    from .render import detect_view  # Rich only when a person reads it
+
+    detect_view(data, out)
+
+
+def _markdown(data: dict) -> str:
+    from .render import detect_markdown
+
+    return detect_markdown(data)
 
 
 def register(root: typer.Typer) -> None:

@@ -57,7 +57,6 @@ import functools
 import json
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -113,32 +112,46 @@ def _ranges(ids: list[int]) -> str:
     return f"{', '.join(parts)} ({len(ids)})"
 
 
-@dataclass(frozen=True)
 class Cell:
     """A table cell with a style for the human table (plain text everywhere else)."""
 
-    text: str
-    style: str | None = None
+    __slots__ = ("text", "style")
+
+    def __init__(self, text: str, style: str | None = None) -> None:
+        self.text, self.style = text, style
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        return f"Cell({self.text!r}, {self.style!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cell) and (self.text, self.style) == (other.text, other.style)
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.style))
 
 
 SECTION = object()  # a row marker: a rule between row groups in the human table
 
 
-@dataclass(frozen=True)
 class Column:
-    """One column of :meth:`Output.table`: where its value comes from and how it is shown."""
+    """One column of :meth:`Output.table`: where its value comes from and how it is shown.
 
-    header: str
-    key: str | Callable[[Mapping[str, Any]], Any]  # a row key, or a function of the row
-    justify: str = "left"
-    no_wrap: bool = False
-    min_width: int | None = None
-    overflow: str = "ellipsis"  # "fold" for the one column that may wrap on a narrow terminal
-    style: str | None = None  # style of the whole column in the human table
-    fmt: Callable[[Any], str] = fmt_value
+    ``key``: a row key, or a function of the row. ``overflow="fold"`` for the one column that may
+    wrap on a narrow terminal; ``style`` styles the whole column in the human table; ``fmt`` turns
+    a value into text (default :func:`fmt_value`). (A plain class, not a dataclass: it is built at
+    import time of every command, and dataclass creation costs milliseconds of cold start.)
+    """
+
+    __slots__ = ("header", "key", "justify", "no_wrap", "min_width", "overflow", "style", "fmt")
+
+    def __init__(self, header: str, key: str | Callable[[Mapping[str, Any]], Any], *, justify: str = "left",
+                 no_wrap: bool = False, min_width: int | None = None, overflow: str = "ellipsis",
+                 style: str | None = None, fmt: Callable[[Any], str] = fmt_value) -> None:
+        self.header, self.key, self.justify, self.no_wrap = header, key, justify, no_wrap
+        self.min_width, self.overflow, self.style, self.fmt = min_width, overflow, style, fmt
 
     def value(self, row: Mapping[str, Any]) -> Any:
         return self.key(row) if callable(self.key) else row.get(self.key)
