@@ -142,3 +142,25 @@ def test_sharded_layer_matches_the_whole_layer_reference(scheme, quant, tokens):
         assert sum(r["pairs"] for r in res) == tokens * 3
     if scheme == "tp":
         assert res[0]["combine_bytes"] == S.allreduce_bytes(tokens, 64, 2)
+
+
+def test_render_shows_tp_and_ep_side_by_side():
+    from rich.console import Console
+
+    sc = lambda label, scheme, tot: {  # noqa: E731
+        "scheme": scheme, "label": label, "layout": "", "accuracy": {"rel_l2": 4.2e-3, "passed": True},
+        "phases_us": {"route": 10.0, "dispatch": 1.0 if scheme == "tp" else 800.0, "experts": 3000.0,
+                      "combine": 100.0, "total": tot},
+        "bytes": {"dispatch": 0 if scheme == "tp" else 3_000_000, "combine": 6_000_000},
+        "link_gbs": {"dispatch": None if scheme == "tp" else 3.6, "combine": 60.0}, "per_rank": []}
+    d = {"model": "m", "layer": 0, "quant": "bf16",
+         "shapes": {"num_experts": 256, "top_k": 8, "hidden_size": 3072, "intermediate_size": 1536},
+         "gpu": {"count": 2, "name": "NVIDIA H200", "arch": 90}, "path": {"config_class": "CuTileBf16Config"},
+         "versions": {"nccl": "2.27.7"}, "plans": [{"label": "TP 2", "layout_text": "TP 2 on 2 GPUs"}],
+         "rows": [{"tokens": 1024, "schemes": [sc("TP 2", "tp", 4184.0), sc("EP 2 (all-to-all)", "ep-a2a", 5125.0)]}],
+         "notes": ["n1"], "passed": True}
+    con = Console(record=True, width=200)
+    D.render(d, con)
+    text = con.export_text()
+    assert "TP 2" in text and "EP 2 (all-to-all)" in text and "4184.0" in text and "5125.0" in text
+    assert "3.6/60.0" in text and "9.00" in text and "verdict: pass" in text

@@ -614,8 +614,10 @@ def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: C
         "all-to-all: NCCL all_to_all_single of bf16 rows + k ids/weights, split sizes copied to the host "
         "first (one sync per dispatch); vLLM's default all2all backend (allgather_reducescatter) would "
         "all-gather every token to every rank instead" if any(pl.scheme == "ep-a2a" for pl in plans) else None,
-        "phase times: median over iterations per rank, max over ranks; link GB/s = bytes a rank sends to "
-        "other ranks / phase time (all-reduce: NCCL bus bytes 2(N-1)/N·T·H·2)",
+        "phase times: eager (host launch gaps included, no CUDA graph: the all-to-all needs its split sizes on "
+        "the host), CUDA events, median over iterations per rank, max over ranks; a rank's combine includes "
+        "waiting for the slowest rank's experts; link GB/s = bytes a rank sends to other ranks / phase time "
+        "(all-reduce: NCCL bus bytes 2(N-1)/N·T·H·2)",
         res["tuning"]["note"],
     ]
     return {
@@ -653,7 +655,7 @@ def render(d: dict, console) -> None:
             links = [v for v in sc["link_gbs"].values() if v]
             t.add_row(str(r["tokens"]), sc["label"], f"{ph['route']:.1f}", f"{ph['dispatch']:.1f}",
                       f"{ph['experts']:.1f}", f"{ph['combine']:.1f}", f"{ph['total']:.1f}", f"{moved:.2f}",
-                      "–" if not links else "/".join(f"{v:.0f}" for v in links),
+                      "–" if not links else "/".join(f"{v:.1f}" for v in links),
                       f"{a.get('rel_l2', float('nan')):.2e}",
                       "[green]pass[/]" if a.get("passed") else "[red]FAIL[/]")
     console.print(t)
