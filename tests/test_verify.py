@@ -266,3 +266,61 @@ def test_cohere2_softmax_without_norm_disagrees_with_transformers():
     assert r.id_mismatches == 0 and r.weight_mismatches == 64
     cfg["norm_topk_prob"] = True
     assert verify_description(_from_config("cohere2-softmax-norm", cfg)).verdict == "match"
+
+
+
+# ------------------------------------------------------------------------------ verify --kernel (CPU)
+def _as_kernel(method, spec, **extra):
+    """A stand-in kernel on CPU: our router (kernel-exact when extra says so)."""
+    from moe_inspect.reference.routers import route
+
+    def run(x, b):
+        r = route(method, x, top_k=spec.top_k, bias=b, n_group=spec.n_group, topk_group=spec.topk_group,
+                  routed_scaling_factor=spec.routed_scaling_factor, **extra)
+        return r.topk_ids, r.topk_weights
+    return run
+
+
+def test_verify_kernel_three_way_table_and_cause():
+    """A kernel that computes what the trtllm-gen kernel computes (kernel-exact) and one that computes
+    the spec (as fused_topk_deepseek does, measured on an H200) on grouped DeepSeek-V3 logits."""
+    from moe_inspect.verify import verify_kernel
+
+    desc = _from_catalog("deepseek-ai/DeepSeek-V3")
+    runners = {"trtllm-gen": (_as_kernel("DeepSeekV3", desc.moe, kernel="trtllm-gen"), None),
+               "fused_topk_deepseek": (_as_kernel("DeepSeekV3", desc.moe, output_dtype=None), None)}
+    r = verify_kernel(desc, tokens=512, seed=0, runners=runners)
+    rows = {(a["a"], a["b"]): a for a in r.agreement}
+    assert rows[("reference", "model router")]["fraction"] == 1.0
+    assert rows[("trtllm-gen", "kernel-exact reference")]["fraction"] == 1.0
+    assert 0.97 < rows[("trtllm-gen", "reference")]["fraction"] < 1.0  # ~1 % of tokens: the bf16 bias
+    assert rows[("fused_topk_deepseek", "reference")]["fraction"] == 1.0
+    assert (r.verdict, r.exit_code) == ("mismatch", 1)
+    assert "bf16" in r.explanation and "kernel-exact reference on 100.0 %" in r.explanation
+    d = r.disagreements["trtllm-gen"]
+    assert d and all(x["reproduced_by_kernel_exact"] and x["kernel_only"] and x["reference_only"] for x in d)
+    c = r.consequence["trtllm-gen"]
+    assert c["tokens_affected"] == 512 - rows[("trtllm-gen", "reference")]["same_experts"]
+    assert 0 < c["all_tokens"] < c["divergent_tokens"]  # the differing tokens carry the layer's error
+    assert r.consequence["fused_topk_deepseek"]["divergent_tokens"] is None
+
+
+def test_verify_kernel_reports_a_kernel_that_cannot_run():
+    from moe_inspect.verify import verify_kernel
+
+    desc = _from_catalog("MiniMaxAI/MiniMax-M2.5")
+    r = verify_kernel(desc, tokens=32, runners={"trtllm-gen": (_as_kernel("MiniMax2", desc.moe, kernel="trtllm-gen"),
+                                                               None),
+                                                "other": (None, "needs SM100")}, logit_scale=3.0)
+    assert r.verdict == "match" and r.kernels["other"] == {"ran": False, "reason": "needs SM100"}
+    assert r.logit_scale == 3.0 and any("N(0, 3^2)" in n for n in r.notes)
+
+
+def test_verify_kernel_bad_scale_and_method_without_kernel():
+    from moe_inspect.errors import UnsupportedError
+    from moe_inspect.verify import verify_kernel
+
+    with pytest.raises(BadInputError, match="--logit-scale"):
+        verify_kernel(_from_catalog("deepseek-ai/DeepSeek-V3"), logit_scale=0)
+    with pytest.raises(UnsupportedError, match="no FlashInfer routing kernel implements DeepseekV4"):
+        verify_kernel(_from_catalog("deepseek-ai/DeepSeek-V4-Flash"))

@@ -21,7 +21,7 @@ JSON_KEYS = {
     "oracle_version", "tokens", "seed", "hidden_size", "num_experts", "top_k", "id_mismatches",
     "weight_mismatches", "max_weight_error", "tolerance", "first_difference", "explanation",
     "reflects", "reflects_note", "config", "flashinfer_version", "vllm_version", "source", "notes",
-    "exit_code",
+    "exit_code", "logit_scale", "kernels", "agreement", "disagreements", "consequence",
 }
 
 
@@ -93,10 +93,13 @@ def test_kernel_without_cuda_is_one_line_exit_2():
     assert len(r.stderr.strip().splitlines()) == 1 and "CUDA" in r.stderr
 
 
-def test_kernel_for_a_method_without_standalone_kernel_exits_2():
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU answer")
+def test_kernel_for_renormalize_naive_needs_the_trtllm_gen_kernel():
+    """Every RoutingMethodType has a FlashInfer kernel now (trtllm-gen); fused_topk_deepseek is
+    DeepSeekV3-only and is not mentioned for Qwen3."""
     r = _run("Qwen/Qwen3-30B-A3B", "--kernel")
     assert r.exit_code == 2
-    assert "DeepSeekV3" in r.stderr and "RenormalizeNaive" in r.stderr
+    assert "trtllm-gen" in r.stderr and "fused_topk_deepseek" not in r.stderr
 
 
 def test_unknown_method_exits_2():
@@ -108,3 +111,23 @@ def test_unknown_model_exits_2():
     r = _run("nobody/no-such-moe")
     assert r.exit_code == 2
     assert r.stderr.startswith("error:")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU answer")
+def test_kernel_without_a_gpu_is_one_line_exit_2():
+    r = _run("deepseek-ai/DeepSeek-V3", "--kernel")
+    assert r.exit_code == 2
+    lines = [x for x in r.output.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and "no FlashInfer routing kernel can run here" in lines[0]
+    assert "trtllm-gen" in lines[0] and "fused_topk_deepseek" in lines[0]
+
+
+def test_kernel_for_a_method_no_flashinfer_kernel_implements_is_exit_2():
+    r = _run("deepseek-ai/DeepSeek-V4-Flash", "--kernel")
+    assert r.exit_code == 2 and "no FlashInfer routing kernel implements DeepseekV4" in r.output
+
+
+def test_deepseek_v4_verify_is_a_finding_exit_1():
+    r = _run("deepseek-ai/DeepSeek-V4-Flash", "--tokens", "16")
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("MISMATCH") and "no FlashInfer routing method computes DeepseekV4" in r.output
