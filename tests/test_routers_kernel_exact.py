@@ -96,8 +96,8 @@ def _run(v, **extra):
 
 # the one captured token the reference does not reproduce: MiniMax2, T=1024 N(0,1), token 377. The
 # kernel picks expert 45 (sigmoid + bias 0.9292557) over 233 (0.9292608, 5.1e-6 higher) in every
-# kernel path (T = 1 ... 4096, scripts/gpu/issue10.py probe); FlashInfer builds with -use_fast_math
-# and the kernel's tanhf-based sigmoid differs from an exact one by more than that at one of them.
+# kernel path (T = 1 ... 4096, scripts/gpu/issue10.py probe); FlashInfer builds with -use_fast_math,
+# so the kernel's sigmoid is 0.5 * tanh.approx.f32(0.5 x) + 0.5, off by more than that at one of them.
 KNOWN = {("MiniMax2", 1024, 1.0, 377)}
 
 

@@ -76,8 +76,8 @@ def disagreements(kernel_ids, ref_ids, exact_ids, keys, *, cause_when_exact: str
         gap = float(keys[t, r_only].min() - keys[t, k_only].max()) if k_only and r_only else None
         reproduced = exact_ids is not None and set(exact_ids[t].tolist()) == kset
         cause = cause_when_exact if reproduced else (
-            f"near tie not reproduced by the kernel-exact reference (gap {gap:.3g}: fp32 rounding of tanhf/expf "
-            "on the GPU vs this CPU)" if gap is not None else "not reproduced by the kernel-exact reference")
+            f"near tie not reproduced by the kernel-exact reference (gap {gap:.3g}: the kernel's fast-math "
+            "sigmoid, tanh.approx.f32, vs an exact one)" if gap is not None else "not reproduced by the kernel-exact reference")
         out.append({"token": t, "kernel_only": k_only, "reference_only": r_only, "score_gap": gap,
                     "reproduced_by_kernel_exact": reproduced, "cause": cause})
     return out
