@@ -67,3 +67,11 @@ def test_usage_errors_are_one_line(argv, needle):
 def test_bare_command_still_shows_the_help():
     r = CliRunner().invoke(app_module.app, [], prog_name="moe-inspect")
     assert "Usage: moe-inspect" in r.output and "detect" in r.output
+
+
+def test_every_command_takes_json():
+    # README: "Every command takes `--json`"
+    group = typer.main.get_command(app_module.app)
+    for name in EXPECTED:
+        opts = {o for p in group.commands[name].params for o in p.opts}
+        assert "--json" in opts, f"{name} has no --json"

@@ -67,8 +67,12 @@ CASES: dict[str, tuple[list[str], tuple[int, ...], str | None]] = {
     "verify-deepseek-v3": (["verify", "deepseek-ai/DeepSeek-V3", "--offline"], WIDTHS, "verify"),
     "verify-minimax-m2-forced": (["verify", "MiniMaxAI/MiniMax-M2", "--offline", "--method", "Default"],
                                  WIDTHS, "verify"),
+    "check-markdown": (["check", "MiniMaxAI/MiniMax-M2.5", "--gpu", "B200,H100", "--offline", "--format", "markdown"],
+                       (80,), None),
     # catalog
     "catalog": (["catalog"], WIDTHS, None),
+    "catalog-markdown": (["catalog", "--format", "markdown"], (80,), None),
+    "catalog-check-markdown": (["catalog", "--check", "--gpu", "B200,H100", "--format", "markdown"], (80,), None),
     "catalog-check": (["catalog", "--check", "--gpu", "B200,H100,RTX PRO 6000"], WIDTHS, None),
     # run-layer without a GPU: what it says before (or instead of) running
     "run-layer-catalog-cpu": (["run-layer", "MiniMaxAI/MiniMax-M2.5", "--offline"], WIDTHS, "no-cuda"),
