@@ -87,3 +87,13 @@ def test_catalog_check_gpu_b200():
     assert rows["Qwen/Qwen1.5-MoE-A2.7B"]["targets"][0]["fused_routing"] is False
     plain = json.loads(runner.invoke(app, ["catalog", "--json"]).stdout)
     assert "models" in plain and "method" in plain["models"][0]  # plain listing unchanged
+
+
+def test_check_all_gpus_at_80_columns_cuts_nothing():
+    # the matrix squeezed columns to "s…" / "✗…" on a CI log's 80 columns; it now falls back to one
+    # block per target group when the table does not fit
+    r = runner.invoke(app, ["check", "deepseek-ai/DeepSeek-V3", "--offline", "--gpu", "all"],
+                      env={"COLUMNS": "80"}, terminal_width=80)
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.stdout and all(len(line) <= 80 for line in r.stdout.splitlines())
+    assert "RTX PRO 6000" in r.stdout and "✗ arch: TRT-LLM FP8 block monolithic" in r.stdout

@@ -211,26 +211,48 @@ def per_rank_line(pr: dict) -> str | None:
     return " · ".join(parts)
 
 
-def _matrix(report, con) -> None:
-    """Backends × targets, ✓ / ✗ <gate>; targets whose column is identical share it (H100 · H200)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from .. import backends as B
-
+def _column_groups(report) -> list[list]:
+    """Targets whose whole column is identical share it (H100 · H200 → one sm90 column)."""
     groups: dict[tuple, list] = {}
     for tr in report.targets:
         key = (tuple(summary_cell(v) for v in tr.verdicts), tr.auto_choice.backend.name if tr.auto_choice else None,
                tr.requirement_met, tr.starts)
         groups.setdefault(key, []).append(tr)
-    cols = list(groups.values())
+    return list(groups.values())
+
+
+def _group_head(trs) -> list[str]:
+    archs = sorted({f"sm{tr.target.arch}" for tr in trs})
+    return ["/".join(archs)] + [tr.target.label + (" (local)" if tr.target.local else "") for tr in trs]
+
+
+def _pick_name(tr) -> str:
+    return tr.auto_choice.backend.name if tr.auto_choice else ("(forced, not modelled)" if tr.forced else "none")
+
+
+def _matrix_fits(report, cols, width: int) -> bool:
+    rows = report.targets[0].verdicts if report.targets else []
+    widths = [max([len("vLLM picks"), len(f"--require {report.require}")] + [len(v.backend.name) for v in rows]), 4]
+    for trs in cols:
+        widths.append(max([len(x) for x in _group_head(trs)] + [len(summary_cell(v)) for v in trs[0].verdicts]
+                          + [len(_pick_name(trs[0])), len("NOT met")]))
+    return sum(widths) + 3 * len(widths) - 1 <= width
+
+
+def _matrix(report, con) -> None:
+    """Backends × targets, ✓ / ✗ <gate>; one block per target group when the table would not fit."""
+    from rich.table import Table
+    from rich.text import Text
+
+    cols = _column_groups(report)
+    if not _matrix_fits(report, cols, con.width):
+        _matrix_stacked(report, cols, con)
+        return
     t = Table(header_style="bold", pad_edge=False)
     t.add_column("backend", no_wrap=True)
     t.add_column("kind", style="dim", no_wrap=True)
     for trs in cols:
-        archs = sorted({f"sm{tr.target.arch}" for tr in trs})
-        names = " · ".join(tr.target.label + (" (local)" if tr.target.local else "") for tr in trs)
-        t.add_column(f"{'/'.join(archs)}\n{names}", no_wrap=True)
+        t.add_column("\n".join(_group_head(trs)), no_wrap=True)
     rows = report.targets[0].verdicts if report.targets else []
     for i, v0 in enumerate(rows):
         cells = [Text(summary_cell(trs[0].verdicts[i]), style="green" if trs[0].verdicts[i].supported else "red")
@@ -238,8 +260,7 @@ def _matrix(report, con) -> None:
         t.add_row(v0.backend.name, {"monolithic": "mono", "modular": "mod"}.get(v0.backend.kind), *cells)
     t.add_section()
     t.add_row(Text("vLLM picks", style="bold"), "", *[
-        Text(trs[0].auto_choice.backend.name if trs[0].auto_choice else "none",
-             style="bold" if trs[0].auto_choice else "bold red") for trs in cols])
+        Text(_pick_name(trs[0]), style="bold" if trs[0].auto_choice else "bold red") for trs in cols])
     t.add_row(Text("starts", style="bold"), "", *[
         Text("yes", style="bold green") if trs[0].starts else Text("no", style="bold red") for trs in cols])
     if report.require:
@@ -247,6 +268,28 @@ def _matrix(report, con) -> None:
                   *[Text("met", style="bold green") if trs[0].requirement_met else Text("NOT met", style="bold red")
                     for trs in cols])
     con.print(t)
+
+
+def _matrix_stacked(report, cols, con) -> None:
+    """The same matrix for a narrow terminal: per target group, the backends that run and, per gate, those
+    that do not (nothing cut, no column squeezed to nothing)."""
+    from rich.text import Text
+
+    for trs in cols:
+        head = _group_head(trs)
+        tr = trs[0]
+        verdict = "starts" if tr.starts else "does NOT start"
+        req = "" if report.require is None else (" · --require met" if tr.requirement_met else " · --require NOT met")
+        con.print(Text.assemble((f"{' · '.join(head[1:])} ({head[0]})", "bold"),
+                                f": vLLM picks {_pick_name(tr)} · {verdict}{req}"))
+        ok = [v.backend.name for v in tr.verdicts if v.supported]
+        con.print(Text("  ✓ " + (", ".join(ok) if ok else "none"), style="green"))
+        by_gate: dict[str, list[str]] = {}
+        for v in tr.verdicts:
+            if not v.supported:
+                by_gate.setdefault(v.gate, []).append(v.backend.name)
+        for gate, names in by_gate.items():
+            con.print(Text(f"  ✗ {gate}: {', '.join(names)}", style="red"))
 
 
 def _per_target(report, con) -> None:
