@@ -287,3 +287,9 @@ def test_bf16_trtllm_pads_qwen3_30b_at_tp8():
     assert t.starts and t.auto_choice.backend.key == "trtllm_bf16_mono"
     pad = next(a for a in t.adjustments if "bf16" in a.kind)
     assert pad.overhead_pct == pytest.approx(33.3, abs=0.1)
+
+
+def test_memory_flags_alone_make_memory_decide(tmp_path):
+    # --max-model-len / --gpu-memory-utilization describe the deployment: the fit then decides the exit code
+    r = run(model_dir(tmp_path, QWEN3_30B), "--gpu", "RTX 5090", "--max-model-len", "8k", "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["targets"][0]["start_blockers"][0]["kind"] == "memory"

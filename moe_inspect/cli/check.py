@@ -170,6 +170,8 @@ def start_line(tr) -> str:
         how = "forced by --moe-backend" if tr.forced else "auto"
         return head + f"yes — {ch.backend.name} ({how})"
     b = tr.start_blockers[0]
+    if b["kind"] == "memory":  # the memory line below says from what
+        return head + f"no — {b['message']}"
     return head + f"no — {b['message']} ({b['source']})"
 
 

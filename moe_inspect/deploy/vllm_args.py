@@ -123,9 +123,11 @@ class DeployFlags:
     parallel: str | None = None  # deprecated
 
     def layout_given(self) -> bool:
+        """Whether the deployment was described at all (then memory decides `starts` too)."""
         return any(v not in (None, False) for v in (self.tp, self.dp, self.pp, self.ep, self.eplb,
                                                     self.num_redundant_experts, self.all2all_backend,
-                                                    self.moe_backend, self.vllm_args))
+                                                    self.moe_backend, self.vllm_args, self.gpu_memory_utilization,
+                                                    self.max_model_len, self.kv_cache_dtype))
 
 
 
