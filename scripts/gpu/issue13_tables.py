@@ -48,7 +48,7 @@ def main(d: Path) -> int:
             print(f"| {name} | {q} | {t} | {tp['total']:.0f} | {ep['total']:.0f} | {ep['total'] / tp['total']:.2f} | "
                   f"{tp['experts']:.0f} | {ep['experts']:.0f} | {ep['dispatch'] + ep['combine']:.0f} |")
     print("\n### One H200: FlashInfer vs the grouped-GEMM peer (µs, CUDA graphs, same token sets)\n")
-    print("| model | quant | T | FlashInfer | p10–p90 | peer | FI/peer | rel L2 | ok |")
+    print("| model | quant | T | FlashInfer | p10–p90 | peer | FI/peer | FI rel L2 | ok |")
     print("|---|---|---|---|---|---|---|---|---|")
     for tag, name in MODELS:
         for q in ("bf16", "nvfp4"):
