@@ -184,7 +184,9 @@ def _cpu_shapes(path) -> LayerShapes:
     routing (sigmoid + correction bias: the bias must reach the launch) where the path routes it in-kernel,
     else Renormalize (MXFP4's allow-list: DeepSeekV3, Renormalize, RenormalizeNaive)."""
     method = "MiniMax2" if "MiniMax2" in path.fused_methods else "Renormalize"
+    # groups given but meaningless outside DeepSeekV3: they must not reach the launch
     return LayerShapes(num_experts=8, top_k=4, hidden_size=CPU_H, intermediate_size=CPU_I, routing_method=method,
+                       n_group=4, topk_group=2,
                        routed_scaling_factor=1.0 if method == "MiniMax2" else None, has_bias=method == "MiniMax2")
 
 
@@ -236,6 +238,8 @@ def test_values_reach_the_launch_at_e8_on_cpu(arch, quant, act):
         a = launch.args
         assert a["routing_method_type"] == METHOD_ID[s.routing_method]
         assert (a["num_experts"], a["top_k"], a["local_num_experts"]) == (8, 4, 8)
+        assert a["n_group"] is None and a["topk_group"] is None
+        assert launch.tactic == [-1, -1]
         # activations: what the kernel reads is x, quantized in the launcher's layout
         hs = _dequant_activation(path, a["hidden_states"], a.get("hidden_states_scale"), hs_scale)
         rel = float((hs - x.float()).norm() / x.float().norm())

@@ -206,6 +206,10 @@ SHAPE_ALIGN: dict[tuple[str, str], ShapeAlign] = {
     ("cutile", "mxfp4"): ShapeAlign(32, 32, "OCP MX 32-element blocks"),
     ("cutile", "mxfp8"): ShapeAlign(32, 32, "OCP MX 32-element blocks"),
     ("cutile", "fp8"): ShapeAlign(32, 32, "cuTile FP8 tiles"),
+    # BF16: BlockMajorK blocks of 128 bytes = 64 elements along K (prepare.py:1346-1369 convert_to_block_layout;
+    # a bare AssertionError "K must be divisible by blockK" from fused_moe/core.py:624 otherwise)
+    ("trtllm", "bf16"): ShapeAlign(64, 64, f"{_PREP}:1346-1369 prepare_trtllm_bf16_weights (block_k 128 B = 64 BF16; "
+                                           "core.py:624 asserts K % blockK)"),
     ("trtllm", "fp8-block"): ShapeAlign(128, 128, f"{_PREP}: DeepSeek FP8 128x128 blocks"),
     ("trtllm", "mxfp8"): ShapeAlign(128, 128, f"{_PREP}: prepare_trtllm_fp8_block_weights MXFP8 (epilogue tile 128)"),
     # MXFP4: prepare_trtllm_fp4_weights' own ValueError (required_alignment = 128 for MXFP4)
