@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
             "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --quant nvfp4 --tokens 1,16,128,1024\n\n"
             "  moe-inspect run-layer deepseek-ai/DeepSeek-V3 --quant bf16 --json --plot dsv3.png\n\n"
             "  moe-inspect run-layer ./ckpt --weights checkpoint --layer 3 --quant fp8-block\n\n"
-            "  moe-inspect run-layer --experts 64 --top-k 8 --hidden 2048 --intermediate 768 --routing Renormalize\n\n"
+            "  moe-inspect run-layer --experts 64 --top-k 8 --hidden 2048 --intermediate 768 --routing-method Renormalize\n\n"
+            "  moe-inspect run-layer deepseek-ai/DeepSeek-V3 --routing reference   (top-k from our reference router)\n\n"
             "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --tp 2 --compare-tp-ep   (2 GPUs: TP 2 and EP 2 side by side)\n\n"
             "Exit codes: 0 the accuracy verdict passed, 1 it failed, 2 bad input, no GPU, or a path this GPU "
             "cannot run."
@@ -40,7 +41,8 @@ def register(app: typer.Typer) -> None:
         top_k: Annotated[Optional[int], typer.Option("--top-k", help="Experts per token (no MODEL).")] = None,
         hidden: Annotated[Optional[int], typer.Option("--hidden", help="Hidden size (no MODEL).")] = None,
         intermediate: Annotated[Optional[int], typer.Option("--intermediate", help="Expert intermediate size (no MODEL).")] = None,
-        routing: Annotated[Optional[str], typer.Option("--routing", help="FlashInfer routing method, e.g. Renormalize, MiniMax2, DeepSeekV3 (no MODEL).")] = None,
+        routing: Annotated[Optional[str], typer.Option("--routing-method", help="FlashInfer routing method, e.g. Renormalize, MiniMax2, DeepSeekV3 (no MODEL).")] = None,
+        routing_impl: Annotated[Optional[str], typer.Option("--routing", metavar="kernel|reference", help="Who computes the top-k fed to a precomputed-routing expert kernel: kernel (FlashInfer's trtllm-gen routing kernel, or fused_topk_deepseek) or reference (our router; on TRT-LLM also forces the precomputed variant). Default: kernel where one runs for the method, else reference with the reason.")] = None,
         n_group: Annotated[Optional[int], typer.Option("--n-group", help="DeepSeekV3 expert groups (no MODEL).")] = None,
         topk_group: Annotated[Optional[int], typer.Option("--topk-group", help="DeepSeekV3 groups kept (no MODEL).")] = None,
         scale: Annotated[Optional[float], typer.Option("--routed-scaling-factor", help="Routed scaling factor (no MODEL).")] = None,
@@ -70,7 +72,7 @@ def register(app: typer.Typer) -> None:
             model=model, quant=quant, backend=backend, act=act, tokens=parse_tokens(tokens), layer=layer,
             weights=weights, seed=seed, experts=experts, top_k=top_k, hidden=hidden, intermediate=intermediate,
             routing=routing, n_group=n_group, topk_group=topk_group, routed_scaling_factor=scale,
-            precomputed_routing=precomputed_routing, repeat_ms=repeat_ms, autotune=autotune, plot=plot, offline=True if offline else None,
+            precomputed_routing=precomputed_routing, routing_impl=routing_impl, repeat_ms=repeat_ms, autotune=autotune, plot=plot, offline=True if offline else None,
         )
         opts.peer = peer
         if shard is not None:  # N GPUs, one process each (layer/distributed.py)
@@ -95,6 +97,11 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
+def _agreement(r: dict) -> str:
+    a = r.get("agreement_reference")
+    return "" if a is None else f" (top-k ids equal our reference router's on {100 * a:.1f}% of tokens)"
+
+
 def _fmt(v, spec: str = ".1f") -> str:
     return "–" if v is None else format(v, spec)
 
@@ -110,7 +117,8 @@ def _render(d: dict) -> None:
             + (f" scale={s['routed_scaling_factor']}" if s.get("routed_scaling_factor") else "")
             + (f" shared={s['num_shared_experts']}" if s.get("num_shared_experts") else ""))
     c.print(f"{g['name']} (SM{g['arch']}), FlashInfer {d['versions']['flashinfer']}: {p['config_class']} "
-            f"({p['weight_format']}×{p['activation_format']}), routing {d['routing_mode']} via {d['routing_source']}")
+            f"({p['weight_format']}×{p['activation_format']}), routing {d['routing_mode']} via {d['routing_source']}"
+            + _agreement(d.get("routing") or {}))
     t = Table(show_header=True, header_style="bold")
     has_peer = any(r.get("peer") for r in d["rows"])
     for col in ("tokens", "experts hit", "rel L2", "cosine", "within tol", "µs (median)", "p10–p90", "TB/s",

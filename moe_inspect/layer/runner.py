@@ -298,7 +298,7 @@ def choose_routing(requested: str | None, shapes, mode: str, arch: int, *, modul
     ``fused_topk_deepseek`` for grouped DeepSeekV3 where it runs, else our reference router.
     An explicit ``kernel`` that cannot run here is an UnsupportedError naming the reason.
     """
-    from .kernels import fused_topk_deepseek_ok
+    from ..kernels import fused_topk_deepseek as ftd
 
     if requested not in (None, *ROUTING_CHOICES):
         raise BadInputError(f"--routing {requested}: use kernel or reference")
@@ -314,7 +314,8 @@ def choose_routing(requested: str | None, shapes, mode: str, arch: int, *, modul
             shapes.routing_method, shapes.num_experts, shapes.top_k, shapes.n_group, shapes.topk_group)
     if reason is None:
         return RoutingChoice("kernel", TRTLLM_ROUTER, None, requested)
-    if shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1 and fused_topk_deepseek_ok(shapes, arch):
+    if (shapes.n_group or 1) > 1 and ftd.supported(arch, shapes.num_experts, shapes.top_k, shapes.n_group,
+                                                   shapes.topk_group, method=shapes.routing_method):
         return RoutingChoice("kernel", FUSED_TOPK_DEEPSEEK, None, requested)
     if requested == "kernel":
         raise UnsupportedError(f"--routing kernel: {reason}")
@@ -428,14 +429,10 @@ def _route(shapes, logits, bias, routing: RoutingChoice | None):
             norm_topk_prob=shapes.norm_topk_prob)
         ids, vals = out.topk_ids.to(torch.int32), out.topk_weights.float()
     else:
-        from flashinfer.fused_moe import fused_topk_deepseek
+        from ..kernels import fused_topk_deepseek
 
-        t = logits.shape[0]
-        vals = torch.empty((t, shapes.top_k), dtype=torch.float32, device=logits.device)
-        ids = torch.empty((t, shapes.top_k), dtype=torch.int32, device=logits.device)
-        b = bias if bias is not None else torch.zeros(shapes.num_experts, device=logits.device)
-        fused_topk_deepseek(logits.float().contiguous(), b.float().contiguous(), shapes.n_group, shapes.topk_group,
-                            shapes.top_k, float(shapes.routed_scaling_factor or 1.0), vals, ids)
+        ids, vals = fused_topk_deepseek.run(logits, bias, n_group=shapes.n_group, topk_group=shapes.topk_group,
+                                            top_k=shapes.top_k, routed_scaling_factor=shapes.routed_scaling_factor)
     return ids, vals, id_agreement(ids, ref.topk_ids)
 
 
