@@ -77,7 +77,11 @@ CASES: dict[str, tuple[list[str], tuple[int, ...], str | None]] = {
     # run-layer without a GPU: what it says before (or instead of) running
     "run-layer-catalog-cpu": (["run-layer", "MiniMaxAI/MiniMax-M2.5", "--offline"], WIDTHS, "no-cuda"),
     "run-layer-shapes-cpu": (["run-layer", "--experts", "64", "--top-k", "8", "--hidden", "2048",
-                              "--intermediate", "768", "--routing", "Renormalize"], WIDTHS, "no-cuda"),
+                              "--intermediate", "768", "--routing-method", "Renormalize"], WIDTHS, "no-cuda"),
+    # refused before any GPU is looked for (same text with or without one)
+    "run-layer-bad-top-k": (["run-layer", "--experts", "64", "--top-k", "80", "--hidden", "2048",
+                             "--intermediate", "768", "--routing-method", "Renormalize"], (80,), None),
+    "run-layer-bad-layer": (["run-layer", "MiniMaxAI/MiniMax-M2.5", "--offline", "--layer", "99"], (80,), None),
 }
 
 PARAMS = [pytest.param(name, width, id=f"{name}-{width}") for name, (_, widths, _) in CASES.items() for width in widths]
