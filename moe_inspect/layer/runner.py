@@ -51,6 +51,7 @@ class RunLayerOptions:
     routing_impl: str | None = None  # --routing kernel|reference (None: kernel where one runs, else reference)
     repeat_ms: float = 100.0
     autotune: bool = False  # FlashInfer autotuner picks tactics on the first call of each token count
+    peer: bool = True  # also time torch's grouped GEMM on the same inputs (layer/peer.py, issue 13)
     plot: str | None = None
     offline: bool | None = None
 
@@ -64,6 +65,7 @@ class TokenResult:
     roofline: dict | None
     first_call_s: float | None = None
     routing_agreement: float | None = None  # kernel-router ids == reference-router ids (fraction)
+    peer: dict | None = None  # torch._grouped_mm on the same token sets (layer/peer.py): µs, FlashInfer/peer
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -240,7 +242,14 @@ def plan(opts: RunLayerOptions, shapes, arch: int):
     from .weights import check_quant_shapes
 
     qa = None if opts.act is None else opts.act == "quant"
-    path = select_path(opts.quant, arch, backend=opts.backend, quantized_activations=qa)
+    try:
+        path = select_path(opts.quant, arch, backend=opts.backend, quantized_activations=qa)
+    except UnsupportedError:
+        if not (opts.quant == "fp8-block" and arch == 90 and opts.backend == "auto" and qa is not False):
+            raise
+        from .cutlass_sm90 import sm90_fp8_block_path  # the CUTLASS module, only if already built (issue 13)
+
+        path, _ = sm90_fp8_block_path(arch)
     check_layer_support(path, shapes)
     mode = routing_mode(path, shapes.routing_method,
                         force_precomputed=opts.precomputed_routing or opts.routing_impl == "reference")
@@ -368,6 +377,11 @@ def prepare_layer(fi, path, w, *, device, hs_scale=None, inter_scale=None,
     """FlashInfer config, prepared weights, weight pack and MoELayer for ``w`` (any device, CUDA or not)."""
     from . import kernels as K
 
+    if path.backend == "cutlass":  # FP8-block on SM90, already-built CUTLASS module (layer/cutlass_sm90.py)
+        from .cutlass_sm90 import prepare_layer as cutlass_prepare
+
+        return cutlass_prepare(fi, path, w, device=device, tune_max_num_tokens=tune_max_num_tokens,
+                               prepared_cls=PreparedLayer)
     shapes = w.shapes
     config = K.build_config(fi, path, shapes, tune_max_num_tokens=tune_max_num_tokens)
     view = K.prepare_weight_view(fi, path, w, device=device, config=config, hidden_states_scale_global=hs_scale,
@@ -409,6 +423,10 @@ def prepare_call(fi, prep: PreparedLayer, mode: str, x, logits, *, router_bias=N
                                      hidden_states_scale_global=prep.hs_scale)
         return CallInputs(act, ref.topk_ids, ref.topk_weights.float(), None)
     ids, wts, agree = _route(s, logits, router_bias, routing)
+    if path.backend == "cutlass":  # BF16 activations, no prepare_activations (layer/cutlass_sm90.py)
+        from .cutlass_sm90 import activation_pack
+
+        return CallInputs(activation_pack(fi, x, ids, wts), ids, wts, agree)
     act = K.make_activation_pack(fi, path, prep.config, x, mode=mode, topk_ids=ids, topk_weights=wts,
                                  hidden_states_scale_global=prep.hs_scale)
     return CallInputs(act, ids, wts, agree)
@@ -523,14 +541,13 @@ def _load_weights(ctx: RunContext, dev):
     return random_layer(ctx.shapes, ctx.opts.quant, seed=ctx.opts.seed, device=dev, progress=ctx.say)
 
 
-def _tune_ctx(autotune: bool):
-    if not autotune:
-        import contextlib
+def _tune_ctx(autotune: bool, ctx: "RunContext | None" = None):
+    """FlashInfer's autotuner with run-layer's cache file (layer/tuning.py): --autotune tunes and saves,
+    a later run without it reuses the saved tactics."""
+    from .tuning import cache_file, tune_context
 
-        return contextlib.nullcontext()
-    from flashinfer.autotuner import autotune as fi_autotune
-
-    return fi_autotune(True)
+    path = cache_file(getattr(ctx.fi, "version", "unknown"), ctx.arch) if ctx is not None else None
+    return tune_context(autotune, path)
 
 
 def _run(ctx: RunContext) -> LayerRunResult:
@@ -578,7 +595,7 @@ def _run_tokens(ctx: RunContext, prep: PreparedLayer, w, n: int, g, gpu, *, firs
     say(f"T={n}: first call" + (" (compiling kernels)" if first else ""))
     torch.cuda.synchronize()
     t1 = time.perf_counter()
-    with _tune_ctx(ctx.opts.autotune):
+    with _tune_ctx(ctx.opts.autotune, ctx):
         out = prep.moe(call.act, prep.pack)
     torch.cuda.synchronize()
     first_s = time.perf_counter() - t1
@@ -593,18 +610,26 @@ def _run_tokens(ctx: RunContext, prep: PreparedLayer, w, n: int, g, gpu, *, firs
     hit = float(torch.unique(call.topk_ids).numel())
     k_sets = T.token_sets_for_cold_l2(T.moe_bytes(hit, w.expert_bytes(), n, s.hidden_size, s.top_k),
                                       torch.cuda.get_device_properties(dev).L2_cache_size)
-    calls = [call] + [make_call()[1] for _ in range(k_sets - 1)]
+    xs_calls = [(x, call)] + [make_call() for _ in range(k_sets - 1)]
+    calls = [c for _, c in xs_calls]
     mean_hit = sum(float(torch.unique(c.topk_ids).numel()) for c in calls) / len(calls)
     fns = [lambda a=c.act: prep.moe(a, prep.pack) for c in calls]
     st = _time_calls(ctx, fns, n, k_sets)
+    peer = None
+    if ctx.opts.peer:  # the honest peer on the same token sets and routed ids (layer/peer.py)
+        from .peer import peer_row
+
+        say(f"T={n}: torch grouped-GEMM peer")
+        peer = peer_row(w, [(xx, c.topk_ids, c.topk_weights) for xx, c in xs_calls], repeat_ms=ctx.opts.repeat_ms,
+                        fi_median_us=st.median_us, quant=ctx.opts.quant)
     mma = T.mma_dtype_for(ctx.path)
     rl = T.roofline(st.median_us * 1e-6, T.moe_bytes(mean_hit, w.expert_bytes(), n, s.hidden_size, s.top_k),
                     T.moe_flops(n, s.top_k, s.hidden_size, s.intermediate_size),
                     peak_tbs=gpu.bandwidth_tbs if gpu else None, peak_tflops=T.peak_tflops_for(gpu, mma), mma_dtype=mma)
     agree = [c.agreement for c in calls if c.agreement is not None]
     row = TokenResult(n, mean_hit, acc.to_dict(), st.to_dict(), rl.to_dict(), first_s,
-                      min(agree) if agree else None)
-    del calls, fns
+                      min(agree) if agree else None, peer=peer)
+    del calls, fns, xs_calls
     torch.cuda.empty_cache()
     return row, desc
 
@@ -614,7 +639,7 @@ def _time_calls(ctx: RunContext, fns, n: int, k_sets: int):
     from . import timing as T
 
     torch = ctx.torch
-    with _tune_ctx(ctx.opts.autotune):
+    with _tune_ctx(ctx.opts.autotune, ctx):
         for f in fns:  # every set once outside the graph (compiles any shape variant, tunes if asked)
             f()
     torch.cuda.synchronize()
@@ -633,8 +658,10 @@ def _run_notes(ctx: RunContext, w) -> list[str]:
     if w.shared_w1 is not None:
         notes.append("shared expert computed with torch (bf16) and added before the check; timing is the "
                      "FlashInfer routed-expert call only")
-    notes.append("FlashInfer autotuned tactics (flashinfer.autotuner.autotune)" if ctx.opts.autotune else
-                 "untuned FlashInfer default tactics (pass --autotune to let FlashInfer profile tactics)")
+    from .tuning import cache_file, cached_entries, tuning_status
+
+    tf = cache_file(getattr(ctx.fi, "version", "unknown"), ctx.arch)
+    notes.append(tuning_status(ctx.opts.autotune, tf, entries_before=cached_entries(tf))["note"])
     r = ctx.routing
     if ctx.mode == "PackedPrecomputed":
         notes.append(f"routing precomputed by {r.source}; timing excludes routing")
