@@ -164,3 +164,12 @@ def test_render_shows_tp_and_ep_side_by_side():
     text = con.export_text()
     assert "TP 2" in text and "EP 2 (all-to-all)" in text and "4184.0" in text and "5125.0" in text
     assert "3.6/60.0" in text and "9.00" in text and "verdict: pass" in text
+
+
+def test_kernel_routing_request_is_refused_for_methods_the_ranks_route_with_the_reference(monkeypatch):
+    from moe_inspect.layer.runner import RunLayerOptions
+
+    opts = RunLayerOptions(experts=16, top_k=4, hidden=512, intermediate=256, routing="MiniMax2",
+                           routing_impl="kernel")
+    with pytest.raises(UnsupportedError, match="--routing kernel with --tp/--dp/--ep: .* routes MiniMax2"):
+        D.run_distributed(opts, S.plan_layout(tp=2))

@@ -46,7 +46,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .. import errors as E
-from ..errors import BadInputError, EnvironmentError_, MoeInspectError
+from ..errors import BadInputError, EnvironmentError_, MoeInspectError, UnsupportedError
 from .sharding import (NO_MULTICAST_ENV, ShardPlan, a2a_combine_bytes, a2a_dispatch_bytes, allreduce_bytes,
                        dispatch_plan, expert_owner, expert_ranges, local_pairs, slice_expert_tensors, slice_experts,
                        token_split, tp_slice)
@@ -569,6 +569,11 @@ def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: C
     if opts.plot:
         raise BadInputError("--plot is for one GPU; drop it with --tp/--ep")
     shapes, desc, layer = resolve_shapes(opts, describe=describe)
+    grouped = shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1
+    if getattr(opts, "routing_impl", None) == "kernel" and not grouped:
+        raise UnsupportedError(f"--routing kernel with --tp/--dp/--ep: the multi-GPU layer routes {shapes.routing_method} "
+                               "with our reference router (only grouped DeepSeekV3 goes through FlashInfer's "
+                               "fused_topk_deepseek); drop --routing or use --routing reference")
     plans = [plan] + ([companion(plan)] if compare else [])
     arch, dev_name = cuda_arch()
     import torch
