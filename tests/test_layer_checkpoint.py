@@ -304,6 +304,7 @@ def test_weights_with_biases_are_refused_even_when_the_shapes_missed_them(tmp_pa
 def test_swigluoai_without_biases_runs_where_swiglu_scalars_reach_the_kernel():
     s = _oss_shapes(expert_bias=False)
     assert plan(RunLayerOptions(quant="mxfp4"), s, 90)[0].config_class == "CuTileMxfp4Bf16Config"
+    s = _oss_shapes(expert_bias=False, hidden_size=128, intermediate_size=128)  # TRT-LLM MXFP4: multiples of 128
     assert plan(RunLayerOptions(quant="mxfp4"), s, 100)[0].config_class == "TrtllmFp4Config"
     with pytest.raises(UnsupportedError, match=r"activation swigluoai = SwiGLU\(alpha=1.702, beta=1.0, limit=7.0\): "
                                                r"TrtllmFp8PerTensorConfig only runs the default SwiGLU"):
@@ -338,8 +339,9 @@ def _fake_fi():
     return ns
 
 
-@pytest.mark.parametrize("arch,cls", [(90, "CuTileMxfp4Bf16Config"), (100, "TrtllmFp4Config")])
+@pytest.mark.parametrize("arch,cls", [(90, "CuTileMxfp4Bf16Config")])
 def test_swigluoai_is_wired_to_flashinfer_swiglu_alpha_beta_limit(arch, cls):
+    """cuTile (recording stand-in; the TRT-LLM paths: the real-FlashInfer test below)."""
     fi = _fake_fi()
     s = _oss_shapes(expert_bias=False)
     path = K.select_path("mxfp4", arch)
@@ -352,6 +354,28 @@ def test_swigluoai_is_wired_to_flashinfer_swiglu_alpha_beta_limit(arch, cls):
     # the default SwiGLU keeps its plain arguments
     K.build_config(fi, path, _shapes())
     assert [c for c in fi.calls if c[0] == "SwiGLU"][-1][2] == {}
+
+
+@pytest.mark.parametrize("arch,act", [(100, "quant"), (100, "bf16"), (103, "quant")])
+def test_swigluoai_reaches_the_trtllm_fp4_launch_as_gemm1_alpha_beta_clamp(arch, act):
+    """Through FlashInfer's real TRT-LLM code (tests/fi_blackwell.py): per-expert SwiGLU scalars in the launch."""
+    pytest.importorskip("flashinfer", reason="flashinfer-python is not installed (pip install -e '.[dev]')")
+    from moe_inspect.layer.runner import prepare_call, prepare_layer
+
+    from .fi_blackwell import blackwell
+
+    s = _oss_shapes(expert_bias=False, hidden_size=128, intermediate_size=128, top_k=2)
+    path, mode = plan(RunLayerOptions(quant="mxfp4", act=act, precomputed_routing=True), s, arch)
+    w = random_layer(s, "mxfp4")
+    x = torch.randn(3, 128).to(torch.bfloat16)
+    with blackwell(arch) as rec:
+        fi = K.flashinfer_namespace()
+        prep = prepare_layer(fi, path, w, device=torch.device("cpu"))
+        prep.moe(prepare_call(fi, prep, mode, x, w.router_logits(x)).act, prep.pack)
+    a = rec.only.args
+    for name, want in (("gemm1_alpha", 1.702), ("gemm1_beta", 1.0), ("gemm1_clamp_limit", LIMIT)):
+        assert a[name].dtype == torch.float32 and tuple(a[name].shape) == (E,), name
+        assert torch.allclose(a[name], torch.full((E,), want)), name
 
 
 def test_swigluoai_needs_its_limit():

@@ -10,23 +10,21 @@ from .options import JsonOpt, OfflineOpt
 from .output import console, handle_errors, print_json, progress
 
 _QUANT_HELP = "Weight format: bf16, fp8 (per-tensor), fp8-block (128x128), nvfp4, mxfp4, mxfp8."
+_EPILOG = (
+    "Examples:\n\n"
+    "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --quant nvfp4 --tokens 1,16,128,1024\n\n"
+    "  moe-inspect run-layer deepseek-ai/DeepSeek-V3 --quant bf16 --json --plot dsv3.png\n\n"
+    "  moe-inspect run-layer ./ckpt --weights checkpoint --layer 3 --quant fp8-block\n\n"
+    "  moe-inspect run-layer --experts 64 --top-k 8 --hidden 2048 --intermediate 768 --routing-method Renormalize\n\n"
+    "  moe-inspect run-layer deepseek-ai/DeepSeek-V3 --routing reference   (top-k from our reference router)\n\n"
+    "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --tp 2 --compare-tp-ep   (2 GPUs: TP 2 and EP 2 side by side)\n\n"
+    "Exit codes: 0 the accuracy verdict passed, 1 it failed, 2 bad input, no GPU, or a path this GPU "
+    "cannot run."
+)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(
-        "run-layer",
-        epilog=(
-            "Examples:\n\n"
-            "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --quant nvfp4 --tokens 1,16,128,1024\n\n"
-            "  moe-inspect run-layer deepseek-ai/DeepSeek-V3 --quant bf16 --json --plot dsv3.png\n\n"
-            "  moe-inspect run-layer ./ckpt --weights checkpoint --layer 3 --quant fp8-block\n\n"
-            "  moe-inspect run-layer --experts 64 --top-k 8 --hidden 2048 --intermediate 768 --routing-method Renormalize\n\n"
-            "  moe-inspect run-layer deepseek-ai/DeepSeek-V3 --routing reference   (top-k from our reference router)\n\n"
-            "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --tp 2 --compare-tp-ep   (2 GPUs: TP 2 and EP 2 side by side)\n\n"
-            "Exit codes: 0 the accuracy verdict passed, 1 it failed, 2 bad input, no GPU, or a path this GPU "
-            "cannot run."
-        ),
-    )
+    @app.command("run-layer", epilog=_EPILOG)
     @handle_errors
     def run_layer(
         model: Annotated[Optional[str], typer.Argument(metavar="[MODEL]", help="Hub id, local checkpoint directory or catalog name; omit to give shapes explicitly.")] = None,
@@ -59,7 +57,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Run one MoE layer through FlashInfer on this GPU: check it against float32 torch and time it."""
-        from ..layer.runner import RunLayerOptions, parse_tokens, run_layer as _run
+        from ..layer.runner import RunLayerOptions, parse_tokens
         from ..layer.sharding import plan_layout
 
         shard = plan_layout(tp, dp, ep)
@@ -75,26 +73,33 @@ def register(app: typer.Typer) -> None:
             precomputed_routing=precomputed_routing, routing_impl=routing_impl, repeat_ms=repeat_ms, autotune=autotune, plot=plot, offline=True if offline else None,
         )
         opts.peer = peer
-        if shard is not None:  # N GPUs, one process each (layer/distributed.py)
-            from ..layer.distributed import is_primary, render, run_distributed
+        _execute(opts, shard, compare_tp_ep=compare_tp_ep, json_out=json_out)
 
-            with progress(True) as update:
-                dres = run_distributed(opts, shard, compare=compare_tp_ep, progress=update)
-            if not is_primary():
-                return
-            print_json(dres) if json_out else render(dres, console())
-            if not dres["passed"]:
-                raise typer.Exit(1)
-            return
+
+def _execute(opts, shard, *, compare_tp_ep: bool, json_out: bool) -> None:
+    """Run on one GPU, or on N with ``shard`` (layer/distributed.py); print; exit 1 on a failed verdict."""
+    from ..layer.runner import run_layer as _run
+
+    if shard is not None:  # N GPUs, one process each (layer/distributed.py)
+        from ..layer.distributed import is_primary, render, run_distributed
+
         with progress(True) as update:
-            result = _run(opts, progress=update)
-        data = result.to_dict()
-        if json_out:
-            print_json(data)
-        else:
-            _render(data)
-        if not result.passed:
+            dres = run_distributed(opts, shard, compare=compare_tp_ep, progress=update)
+        if not is_primary():
+            return
+        print_json(dres) if json_out else render(dres, console())
+        if not dres["passed"]:
             raise typer.Exit(1)
+        return
+    with progress(True) as update:
+        result = _run(opts, progress=update)
+    data = result.to_dict()
+    if json_out:
+        print_json(data)
+    else:
+        _render(data)
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 def _agreement(r: dict) -> str:

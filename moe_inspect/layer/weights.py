@@ -364,9 +364,8 @@ STORED_FORMATS: tuple[StoredFormat, ...] = (
 #: gpt-oss fused MXFP4 experts: ``{gate_up_proj,down_proj}_{blocks,scales,bias}`` under ``...experts``.
 #: blocks U8 [E, N, K/32, 16] (byte j of a block = elements 2j (low nibble) and 2j+1 (high nibble)),
 #: scales U8 E8M0 [E, N, K/32] (2^(s-127)), gate_up rows INTERLEAVED: even rows gate, odd rows up.
-GPT_OSS_MXFP4_SOURCE = ("transformers 5.24 integrations/mxfp4.py _convert_moe_packed_tensors (low nibble first, "
-                        "ldexp(scale - 127)) + models/gpt_oss/modeling_gpt_oss.py GptOssExperts._apply_gate "
-                        "(gate = gate_up[..., ::2], up = gate_up[..., 1::2])")
+# (transformers 5.24 integrations/mxfp4.py _convert_moe_packed_tensors: low nibble first, ldexp(scale - 127);
+# models/gpt_oss/modeling_gpt_oss.py GptOssExperts._apply_gate: gate = gate_up[..., ::2], up = gate_up[..., 1::2])
 
 
 def _stored_format(r: _Reader, base: str) -> StoredFormat:
@@ -506,62 +505,80 @@ def load_checkpoint_layer(path: str | os.PathLike, shapes: LayerShapes, quant: s
     pre = find_layer_prefix(names, layer)
     r = _Reader(root, names, device)
     notes: list[str] = []
-    e_count, h, i = shapes.num_experts, shapes.hidden_size, shapes.intermediate_size
-    st = _Stacker(e_count, device)
-
+    st = _Stacker(shapes.num_experts, device)
     experts = f"{pre}.experts"
-    fused = f"{experts}.gate_up_proj"
-    if r.has(fused + "_blocks"):
+    if r.has(f"{experts}.gate_up_proj_blocks"):
         if progress:
             progress(f"reading layer {layer}: gpt-oss MXFP4 experts")
         _load_gpt_oss_mxfp4(r, experts, shapes, quant, st, notes)
-    elif r.has(fused):
-        gu, dn = r.get(fused), r.get(f"{experts}.down_proj")
-        if gu.ndim != 3 or dn.ndim != 3 or gu.shape[0] != e_count:
-            raise CheckpointError(f"{fused}: shape {list(gu.shape)} is not [E={e_count}, 2I, H] or [E, H, 2I]")
-        if tuple(gu.shape[1:]) == (h, 2 * i):  # Llama-4 / gpt-oss store x @ W, i.e. [E, H, 2I] and [E, I, H]
-            gu, dn = gu.transpose(1, 2), dn.transpose(1, 2)
-        if tuple(gu.shape[1:]) != (2 * i, h) or tuple(dn.shape[1:]) != (h, i):
-            raise CheckpointError(f"{fused}: shapes {list(gu.shape)}/{list(dn.shape)} do not match H={h}, I={i}")
-        # gpt-oss (BF16 re-saves such as lmsys/gpt-oss-20b-bf16) interleaves gate/up; the others stack halves
-        interleaved = r.has(fused + "_bias") or shapes.activation == "swigluoai"
-        for x in range(e_count):
-            w1 = interleaved_to_up_gate(gu[x], dim=0) if interleaved else torch.cat((gu[x, i:], gu[x, :i]))
-            st.put(x, quantize_expert(w1.float(), dn[x].float(), quant))
-        st.out.update(_fused_biases(r, experts, e_count, h, i, interleaved=interleaved))
-        order = "gate/up interleaved (gpt-oss)" if interleaved else "gate first"
-        notes.append(f"fused gate_up_proj ({order}) reordered to [up, gate]; quantized to {quant} by moe-inspect")
+    elif r.has(f"{experts}.gate_up_proj"):
+        _load_fused_experts(r, experts, shapes, quant, st, notes)
     else:
-        style = "w1w3w2" if any(r.has(f"{experts}.0.w1.{f.weight}") for f in STORED_FORMATS) else "gate_up_down"
-        pn = {"gate": "w1", "up": "w3", "down": "w2"} if style == "w1w3w2" else {"gate": "gate_proj", "up": "up_proj", "down": "down_proj"}
-        fmt = _stored_format(r, f"{experts}.0.{pn['gate']}")
-        stored = fmt.quant
-        as_stored = stored == quant
-        for x in range(e_count):
-            if progress and (x % 16 == 0 or x == e_count - 1):
-                progress(f"reading layer {layer}: expert {x + 1}/{e_count}")
-            parts = {k: _load_proj(r, f"{experts}.{x}.{v}", fmt) for k, v in pn.items()}
-            g, u, d = parts["gate"], parts["up"], parts["down"]
-            if g["w"].shape[0] != i or d["w"].shape[0] != h:
-                raise CheckpointError(
-                    f"{experts}.{x}.{pn['gate']}.{fmt.weight}: {list(g['w'].shape)} does not match I={i}, H={h}")
-            if as_stored:
-                st.put(x, _as_stored(g, u, d, stored))
-            else:
-                w1 = torch.cat((_dequant_proj(u, stored), _dequant_proj(g, stored)))
-                st.put(x, quantize_expert(w1, _dequant_proj(d, stored), quant))
-        notes.append(f"experts stored as {fmt.name} ({style}); "
-                     + ("used as stored with their scales" if as_stored else f"dequantized and quantized to {quant} by moe-inspect"))
-        if quant == "nvfp4" and as_stored:
-            st.out["w2_global"] = st.out["w2_global"].reshape(e_count)
+        _load_expert_projections(r, experts, shapes, quant, st, notes, layer=layer, progress=progress)
     if "w1_bias" in st.out:
         notes.append("expert GEMM biases read (gate_up_proj_bias reordered to [up, gate], down_proj_bias)")
+    router, bias, logit_bias = _load_router(r, root, pre, shapes)
+    sw1, sw2 = _load_shared_expert(r, root, pre, shapes)
+    notes.append(f"read {r.bytes_read / 1e9:.2f} GB of layer {layer} tensors ({pre})")
+    return LayerWeights(quant, shapes, st.out, router, bias, sw1, sw2, source=f"checkpoint:{root} layer {layer}",
+                        notes=notes, router_logit_bias=logit_bias)
 
-    moe = pre
+
+def _load_fused_experts(r: _Reader, experts: str, shapes: LayerShapes, quant: str, st: _Stacker, notes: list) -> None:
+    """``experts.gate_up_proj`` [E, 2I, H] (or Llama-4's [E, H, 2I]) + ``experts.down_proj``, BF16-like."""
+    e_count, h, i = shapes.num_experts, shapes.hidden_size, shapes.intermediate_size
+    fused = f"{experts}.gate_up_proj"
+    gu, dn = r.get(fused), r.get(f"{experts}.down_proj")
+    if gu.ndim != 3 or dn.ndim != 3 or gu.shape[0] != e_count:
+        raise CheckpointError(f"{fused}: shape {list(gu.shape)} is not [E={e_count}, 2I, H] or [E, H, 2I]")
+    if tuple(gu.shape[1:]) == (h, 2 * i):  # Llama-4 / gpt-oss store x @ W, i.e. [E, H, 2I] and [E, I, H]
+        gu, dn = gu.transpose(1, 2), dn.transpose(1, 2)
+    if tuple(gu.shape[1:]) != (2 * i, h) or tuple(dn.shape[1:]) != (h, i):
+        raise CheckpointError(f"{fused}: shapes {list(gu.shape)}/{list(dn.shape)} do not match H={h}, I={i}")
+    # gpt-oss (BF16 re-saves such as lmsys/gpt-oss-20b-bf16) interleaves gate/up; the others stack halves
+    interleaved = r.has(fused + "_bias") or shapes.activation == "swigluoai"
+    for x in range(e_count):
+        w1 = interleaved_to_up_gate(gu[x], dim=0) if interleaved else torch.cat((gu[x, i:], gu[x, :i]))
+        st.put(x, quantize_expert(w1.float(), dn[x].float(), quant))
+    st.out.update(_fused_biases(r, experts, e_count, h, i, interleaved=interleaved))
+    order = "gate/up interleaved (gpt-oss)" if interleaved else "gate first"
+    notes.append(f"fused gate_up_proj ({order}) reordered to [up, gate]; quantized to {quant} by moe-inspect")
+
+
+def _load_expert_projections(r: _Reader, experts: str, shapes: LayerShapes, quant: str, st: _Stacker, notes: list,
+                             *, layer: int, progress: Callable[[str], None] | None) -> None:
+    """Per-expert ``experts.{e}.{gate,up,down}_proj`` (or ``w1/w3/w2``) in any STORED_FORMATS row."""
+    e_count, h, i = shapes.num_experts, shapes.hidden_size, shapes.intermediate_size
+    style = "w1w3w2" if any(r.has(f"{experts}.0.w1.{f.weight}") for f in STORED_FORMATS) else "gate_up_down"
+    pn = {"gate": "w1", "up": "w3", "down": "w2"} if style == "w1w3w2" else \
+        {"gate": "gate_proj", "up": "up_proj", "down": "down_proj"}
+    fmt = _stored_format(r, f"{experts}.0.{pn['gate']}")
+    stored = fmt.quant
+    as_stored = stored == quant
+    for x in range(e_count):
+        if progress and (x % 16 == 0 or x == e_count - 1):
+            progress(f"reading layer {layer}: expert {x + 1}/{e_count}")
+        parts = {k: _load_proj(r, f"{experts}.{x}.{v}", fmt) for k, v in pn.items()}
+        g, u, d = parts["gate"], parts["up"], parts["down"]
+        if g["w"].shape[0] != i or d["w"].shape[0] != h:
+            raise CheckpointError(
+                f"{experts}.{x}.{pn['gate']}.{fmt.weight}: {list(g['w'].shape)} does not match I={i}, H={h}")
+        if as_stored:
+            st.put(x, _as_stored(g, u, d, stored))
+        else:
+            w1 = torch.cat((_dequant_proj(u, stored), _dequant_proj(g, stored)))
+            st.put(x, quantize_expert(w1, _dequant_proj(d, stored), quant))
+    notes.append(f"experts stored as {fmt.name} ({style}); "
+                 + ("used as stored with their scales" if as_stored else f"dequantized and quantized to {quant} by moe-inspect"))
+    if quant == "nvfp4" and as_stored:
+        st.out["w2_global"] = st.out["w2_global"].reshape(e_count)
+
+
+def _load_router(r: _Reader, root: Path, moe: str, shapes: LayerShapes):
+    """(router weight [E, H], correction bias [E] fp32 or None, linear router bias [E] fp32 or None)."""
     router_name = next((n for n in (f"{moe}.gate.weight", f"{moe}.router.weight") if r.has(n)), None)
     if router_name is None:
         raise CheckpointError(f"{root}: router tensor {moe}.gate.weight is missing from the checkpoint")
-    router = r.get(router_name)
     bias = None
     if shapes.has_bias:
         bname = next((n for n in (f"{moe}.gate.e_score_correction_bias", f"{moe}.e_score_correction_bias",
@@ -575,15 +592,17 @@ def load_checkpoint_layer(path: str | os.PathLike, shapes: LayerShapes, quant: s
         if not r.has(lname):
             raise CheckpointError(f"{root}: router bias {lname} is missing from the checkpoint")
         logit_bias = r.get(lname).float().reshape(-1)
-    sw1 = sw2 = None
-    if shapes.num_shared_experts:
-        sp = next((p for p in (f"{moe}.shared_experts", f"{moe}.shared_expert")
-                   if any(r.has(f"{p}.gate_proj.{f.weight}") for f in STORED_FORMATS)), None)
-        if sp is None:
-            raise CheckpointError(f"{root}: shared expert {moe}.shared_experts.gate_proj.weight is missing from the checkpoint")
-        sf = _stored_format(r, sp + ".gate_proj")
-        g, u, d = (_dequant_proj(_load_proj(r, f"{sp}.{p}", sf), sf.quant) for p in ("gate_proj", "up_proj", "down_proj"))
-        sw1, sw2 = torch.cat((u, g)).to(torch.bfloat16), d.to(torch.bfloat16)
-    notes.append(f"read {r.bytes_read / 1e9:.2f} GB of layer {layer} tensors ({pre})")
-    return LayerWeights(quant, shapes, st.out, router, bias, sw1, sw2, source=f"checkpoint:{root} layer {layer}",
-                        notes=notes, router_logit_bias=logit_bias)
+    return r.get(router_name), bias, logit_bias
+
+
+def _load_shared_expert(r: _Reader, root: Path, moe: str, shapes: LayerShapes):
+    """(w1 [2Is, H] rows [up, gate], w2 [H, Is]) in BF16, or (None, None) without shared experts."""
+    if not shapes.num_shared_experts:
+        return None, None
+    sp = next((p for p in (f"{moe}.shared_experts", f"{moe}.shared_expert")
+               if any(r.has(f"{p}.gate_proj.{f.weight}") for f in STORED_FORMATS)), None)
+    if sp is None:
+        raise CheckpointError(f"{root}: shared expert {moe}.shared_experts.gate_proj.weight is missing from the checkpoint")
+    sf = _stored_format(r, sp + ".gate_proj")
+    g, u, d = (_dequant_proj(_load_proj(r, f"{sp}.{p}", sf), sf.quant) for p in ("gate_proj", "up_proj", "down_proj"))
+    return torch.cat((u, g)).to(torch.bfloat16), d.to(torch.bfloat16)
