@@ -75,7 +75,12 @@ def test_torchrun_world_must_match_the_layout():
 
 
 # ----------------------------------------------------------------------------- the sharded layer over gloo
-def _gloo_layer(rank, world, payload, say):
+CASES = [("tp", "nvfp4", 9), ("ep", "bf16", 9), ("ep-a2a", "mxfp4", 9),
+         ("ep-a2a", "bf16", 1)]  # the last: rank 1 holds no token
+
+
+def _gloo_layers(rank, world, cases, say):
+    """Every case in one process group (one spawn for all: the CPU is scarce)."""
     from dataclasses import replace
 
     import torch
@@ -85,46 +90,53 @@ def _gloo_layer(rank, world, payload, say):
     from moe_inspect.layer.weights import LayerShapes, LayerWeights, random_layer
     from moe_inspect.reference.routers import route
 
-    scheme, quant, tokens = payload
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    out = []
     try:
-        sh = LayerShapes(num_experts=10, top_k=3, hidden_size=64, intermediate_size=64, routing_method="Renormalize")
-        w = random_layer(sh, quant, seed=7)
-        if scheme == "tp":
-            tensors, rsh, rng = S.slice_expert_tensors(w.tensors, 64, world, rank), replace(sh, intermediate_size=32), None
-        else:
-            first, count = S.expert_ranges(10, world)[rank]
-            tensors, rsh, rng = S.slice_experts(w.tensors, 10, first, count), replace(sh, num_experts=count), (first, count)
-        peer = GroupedMMPeer.from_weights(LayerWeights(quant, rsh, tensors, w.router_weight))
+        for scheme, quant, tokens in cases:
+            sh = LayerShapes(num_experts=10, top_k=3, hidden_size=64, intermediate_size=64,
+                             routing_method="Renormalize")
+            w = random_layer(sh, quant, seed=7)
+            if scheme == "tp":
+                tensors, rsh, rng = S.slice_expert_tensors(w.tensors, 64, world, rank), replace(sh, intermediate_size=32), None
+            else:
+                first, count = S.expert_ranges(10, world)[rank]
+                tensors, rsh, rng = S.slice_experts(w.tensors, 10, first, count), replace(sh, num_experts=count), (first, count)
+            peer = GroupedMMPeer.from_weights(LayerWeights(quant, rsh, tensors, w.router_weight))
 
-        def rt(x):
-            r = route("Renormalize", w.router_logits(x), top_k=3)
-            return r.topk_ids, r.topk_weights
+            def rt(x, w=w):
+                r = route("Renormalize", w.router_logits(x), top_k=3)
+                return r.topk_ids, r.topk_weights
 
-        layer = D.ShardedMoE(scheme, rank=rank, world=world, num_experts=10, top_k=3, hidden=64, expert_call=peer,
-                             route=rt, dist=dist, device=torch.device("cpu"), ep_range=rng)
-        x = torch.randn((tokens, 64), generator=torch.Generator().manual_seed(11)).to(torch.bfloat16)
-        lo, cnt = S.token_split(tokens, world)[rank] if scheme == "ep-a2a" else (0, tokens)
-        out = layer.forward(x[lo:lo + cnt])
-        return {"out": out, "ids": layer.last["ids"], "wts": layer.last["wts"], "lo": lo,
-                "pairs": layer.last["pairs"], "dispatch_bytes": layer.last["dispatch_bytes"],
-                "combine_bytes": layer.last["combine_bytes"]}
+            layer = D.ShardedMoE(scheme, rank=rank, world=world, num_experts=10, top_k=3, hidden=64, expert_call=peer,
+                                 route=rt, dist=dist, device=torch.device("cpu"), ep_range=rng)
+            x = torch.randn((tokens, 64), generator=torch.Generator().manual_seed(11)).to(torch.bfloat16)
+            lo, cnt = S.token_split(tokens, world)[rank] if scheme == "ep-a2a" else (0, tokens)
+            y = layer.forward(x[lo:lo + cnt])
+            out.append({"out": y, "ids": layer.last["ids"], "wts": layer.last["wts"], "pairs": layer.last["pairs"],
+                        "combine_bytes": layer.last["combine_bytes"]})
     finally:
         dist.destroy_process_group()
+    return out
 
 
-@pytest.mark.parametrize("scheme, quant, tokens", [
-    ("tp", "nvfp4", 9), ("ep", "bf16", 9), ("ep-a2a", "mxfp4", 9),
-    ("ep-a2a", "bf16", 1),  # rank 1 holds no token
-])
-def test_sharded_layer_matches_the_whole_layer_reference(scheme, quant, tokens):
+@pytest.fixture(scope="module")
+def gloo_results():
     torch = pytest.importorskip("torch")
     if not hasattr(torch, "_grouped_mm"):
         pytest.skip("torch without _grouped_mm")
+    return D.launch(2, _gloo_layers, CASES)
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[f"{a}-{b}-T{c}" for a, b, c in CASES])
+def test_sharded_layer_matches_the_whole_layer_reference(gloo_results, case):
+    import torch
+
     from moe_inspect.layer.reference import compare, reference_moe, tolerance_for
     from moe_inspect.layer.weights import LayerShapes, random_layer
 
-    res = D.launch(2, _gloo_layer, (scheme, quant, tokens))
+    scheme, quant, tokens = CASES[case]
+    res = [gloo_results[0][case], gloo_results[1][case]]
     sh = LayerShapes(num_experts=10, top_k=3, hidden_size=64, intermediate_size=64, routing_method="Renormalize")
     w = random_layer(sh, quant, seed=7)
     x = torch.randn((tokens, 64), generator=torch.Generator().manual_seed(11)).to(torch.bfloat16)
@@ -140,7 +152,7 @@ def test_sharded_layer_matches_the_whole_layer_reference(scheme, quant, tokens):
     assert acc.passed and acc.rel_l2 < 0.01, acc
     if scheme != "tp":  # every (token, expert) pair computed exactly once, by its owner
         assert sum(r["pairs"] for r in res) == tokens * 3
-    if scheme == "tp":
+    else:
         assert res[0]["combine_bytes"] == S.allreduce_bytes(tokens, 64, 2)
 
 
