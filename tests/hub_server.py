@@ -382,13 +382,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def isolate_hf(monkeypatch, home, *, endpoint: str | None = None, offline: bool = False,
-               fast_retries: bool = True) -> None:
+               fast_retries: bool = True, hub_deadline: float | None = 120) -> None:
     """Point huggingface_hub at ``home`` (HF_HOME) and ``endpoint``; no real token, no real cache.
 
     huggingface_hub 2.4 reads HF_HOME / HF_HUB_CACHE / HF_ENDPOINT / HF_HUB_OFFLINE into
     ``huggingface_hub.constants`` at import time, so both the environment and the constants are
     patched. ``fast_retries`` makes huggingface_hub's backoff sleeps instant (the retry COUNT is
-    unchanged: 5xx still costs 1 + 5 requests).
+    unchanged: 5xx still costs 1 + 5 requests). ``hub_deadline`` sets MOE_INSPECT_HUB_DEADLINE:
+    generous by default, so a loaded machine never turns a fault test (which counts retries and
+    checks messages) into a deadline answer; tests of the deadline itself set their own.
     """
     import types
     from pathlib import Path as _P
@@ -413,6 +415,10 @@ def isolate_hf(monkeypatch, home, *, endpoint: str | None = None, offline: bool 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     if offline:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    if hub_deadline is None:
+        monkeypatch.delenv("MOE_INSPECT_HUB_DEADLINE", raising=False)
+    else:
+        monkeypatch.setenv("MOE_INSPECT_HUB_DEADLINE", str(hub_deadline))
     ep = endpoint or "http://127.0.0.1:9"  # discard port: nothing listens
     monkeypatch.setenv("HF_ENDPOINT", ep)
     monkeypatch.setattr(constants, "ENDPOINT", ep)

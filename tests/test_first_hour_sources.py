@@ -104,10 +104,9 @@ def test_silent_hub_costs_the_deadline_then_the_catalog_answers(tmp_path):
 
 
 def test_silent_hub_reports_progress_after_a_second(tmp_path, monkeypatch):
-    monkeypatch.setenv(DEADLINE_ENV, "2.5")
     seen: list[tuple[float, str]] = []
     with BlackHole() as hole:
-        isolate_hf(monkeypatch, tmp_path / "hf", endpoint=hole.url)
+        isolate_hf(monkeypatch, tmp_path / "hf", endpoint=hole.url, hub_deadline=2.5)
         t0 = time.monotonic()
         with pytest.raises(Exception) as ei:
             load_model("org/some-moe", progress=lambda m: seen.append((time.monotonic() - t0, m)))
@@ -125,7 +124,7 @@ def test_a_retry_wait_that_does_not_fit_the_deadline_is_not_taken(tmp_path, monk
     """503 + Retry-After: 30 would make huggingface_hub sleep 31 s (then retry 5 times); within a
     10-second deadline the first answer ends the attempt, and the catalog answers."""
     with FakeHub() as hub:
-        isolate_hf(monkeypatch, tmp_path / "hf", endpoint=hub.url)  # backoff sleeps made instant
+        isolate_hf(monkeypatch, tmp_path / "hf", endpoint=hub.url, hub_deadline=None)  # the default
         hub.fault("config.json", status=503, headers={"Retry-After": "30"})
         f = load_model("deepseek-ai/DeepSeek-V3")
         config_requests = [r for r in hub.log if (r.filename or "").endswith("config.json")]
@@ -136,7 +135,7 @@ def test_a_retry_wait_that_does_not_fit_the_deadline_is_not_taken(tmp_path, monk
 
 
 def test_bad_deadline_value_is_one_line(tmp_path, monkeypatch):
-    isolate_hf(monkeypatch, tmp_path / "hf")
+    isolate_hf(monkeypatch, tmp_path / "hf", hub_deadline=None)
     monkeypatch.setenv(DEADLINE_ENV, "soon")
     r = detect("org/some-moe")
     assert r.exit_code == 2
