@@ -1018,7 +1018,7 @@ def verify_kernel(
     runners = runners if injected else kernel_runners(s.method, s.spec, headers_dir=headers_dir)
     if all(fn is None for fn, _ in runners.values()):
         raise EnvironmentError_("verify --kernel: no FlashInfer routing kernel can run here: "
-                                + "; ".join(f"{n}: {why}" for n, (_, why) in runners.items()))
+                                + "; ".join(f"{n}: {why}" for n, (_, why) in runners.items()), hint=GPU_EXTRA)
     o, logits, bias, why_no_model = _kernel_logits(s, tokens=tokens, seed=seed, logit_scale=logit_scale)
     if why_no_model:
         s.notes.append(why_no_model)
