@@ -131,3 +131,16 @@ def test_deepseek_v4_verify_is_a_finding_exit_1():
     r = _run("deepseek-ai/DeepSeek-V4-Flash", "--tokens", "16")
     assert r.exit_code == 1, r.output
     assert r.output.startswith("MISMATCH") and "no FlashInfer routing method computes DeepseekV4" in r.output
+
+
+def test_quiet_prints_the_verdict_and_markdown_a_pr_ready_block():
+    r = _run("deepseek-ai/DeepSeek-V3", "--tokens", "8", "-q")
+    assert (r.exit_code, r.stdout) == (0, "match\n")
+    r = _run("deepseek-ai/DeepSeek-V4-Flash", "--tokens", "8", "--format", "markdown")
+    assert r.exit_code == 1 and r.stdout.startswith("**MISMATCH** `deepseek-ai/DeepSeek-V4-Flash`")
+    assert "- method: DeepseekV4" in r.stdout
+
+
+def test_contradictory_output_flags_exit_2_one_line():
+    r = _run("deepseek-ai/DeepSeek-V3", "--json", "--format", "markdown")
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1

@@ -6,8 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import FlashinferVersionOpt, JsonOpt, ModelArg, OfflineOpt, RevisionOpt, VllmVersionOpt
-from .output import console, handle_errors, print_json, progress
+from .options import FlashinferVersionOpt, ModelArg, OfflineOpt, RevisionOpt, VllmVersionOpt, output_options
+from .output import Output, handle_errors, md_cell
+
+app = typer.Typer()
 
 _VERDICT_STYLE = {"match": "bold green", "mismatch": "bold red", "cannot_verify": "bold yellow"}
 
@@ -94,79 +96,78 @@ def _render_kernel(d: dict, con) -> None:
                       f"tokens ({escape(str(c.get('experts')))})")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command(
-        "verify",
-        epilog=(
-            "Exit codes: 0 match, 1 mismatch (a finding), 2 cannot verify (no transformers class, "
-            "missing torch/transformers, no GPU for --kernel).\n\n"
-            "Examples:\n\n"
-            "  moe-inspect verify deepseek-ai/DeepSeek-V3\n\n"
-            "  moe-inspect verify MiniMaxAI/MiniMax-M2.5 --tokens 256 --seed 1 --json\n\n"
-            "  moe-inspect verify MiniMaxAI/MiniMax-M2 --method Default   # what a wrong label would do\n\n"
-            "  moe-inspect verify deepseek-ai/DeepSeek-V3 --kernel       # FlashInfer's routing kernels on this GPU\n\n"
-            "  moe-inspect verify MiniMaxAI/MiniMax-M2.5 --kernel --logit-scale 3 --tokens 1024\n\n"
-            "  moe-inspect verify deepseek-ai/DeepSeek-V3 --kernel --trtllm-headers ./trtllm-gen-headers   # SM90 build"
-        ),
-    )
-    @handle_errors
-    def verify(
-        model: ModelArg,
-        tokens: Annotated[int, typer.Option("--tokens", min=1, help="Random tokens to route.")] = 64,
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the random router weights, bias and inputs.")] = 0,
-        method: Annotated[
-            Optional[str],
-            typer.Option("--method", help="Compare against this RoutingMethodType instead of the one vLLM resolves."),
-        ] = None,
-        kernel: Annotated[
-            bool,
-            typer.Option("--kernel", help="Three-way: the model's transformers router, our references and every "
-                         "FlashInfer routing kernel implementing the method (trtllm-gen; fused_topk_deepseek for "
-                         "DeepSeekV3) on this GPU."),
-        ] = False,
-        logit_scale: Annotated[
-            float, typer.Option("--logit-scale", help="--kernel: router logits ~ N(0, scale^2) (1 = N(0,1); 3 = a "
-                                "wider, stated 'realistic' spread).")
-        ] = 1.0,
-        trtllm_headers: Annotated[
-            Optional[str], typer.Option("--trtllm-headers", metavar="DIR", help="--kernel on SM90: include root "
-                                        "holding flashinfer/trtllm/batched_gemm/trtllmGen_bmm_export/ (else FlashInfer's "
-                                        "artifact cache, $MOE_INSPECT_TRTLLM_HEADERS, $TRTLLM_GEN_EXPORT_HEADERS, "
-                                        "flashinfer-cubin).")
-        ] = None,
-        revision: RevisionOpt = None,
-        offline: OfflineOpt = False,
-        vllm_version: VllmVersionOpt = None,
-        flashinfer_version: FlashinferVersionOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Does our reference router compute what the model's own code computes?
+EPILOG = (
+    "Exit codes: 0 match, 1 mismatch (a finding), 2 cannot verify (no transformers class, "
+    "missing torch/transformers, no GPU for --kernel).\n\n"
+    "Examples:\n\n"
+    "  moe-inspect verify deepseek-ai/DeepSeek-V3\n\n"
+    "  moe-inspect verify MiniMaxAI/MiniMax-M2.5 --tokens 256 --seed 1 --json\n\n"
+    "  moe-inspect verify MiniMaxAI/MiniMax-M2 --method Default   # what a wrong label would do\n\n"
+    "  moe-inspect verify deepseek-ai/DeepSeek-V3 --kernel       # FlashInfer's routing kernels on this GPU\n\n"
+    "  moe-inspect verify MiniMaxAI/MiniMax-M2.5 --kernel --logit-scale 3 --tokens 1024\n\n"
+    "  moe-inspect verify deepseek-ai/DeepSeek-V3 --kernel --trtllm-headers ./trtllm-gen-headers   # SM90 build"
+)
+TokensOpt = Annotated[int, typer.Option("--tokens", min=1, help="Random tokens to route.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random router weights, bias and inputs.")]
+MethodOpt = Annotated[Optional[str], typer.Option(
+    "--method", help="Compare against this RoutingMethodType instead of the one vLLM resolves.")]
+KernelOpt = Annotated[bool, typer.Option(
+    "--kernel", help="Three-way: the model's transformers router, our references and every FlashInfer routing "
+                     "kernel implementing the method (trtllm-gen; fused_topk_deepseek for DeepSeekV3) on this GPU.")]
+LogitScaleOpt = Annotated[float, typer.Option(
+    "--logit-scale", help="--kernel: router logits ~ N(0, scale^2) (1 = N(0,1); 3 = a wider, stated 'realistic' "
+                          "spread).")]
+HeadersOpt = Annotated[Optional[str], typer.Option(
+    "--trtllm-headers", metavar="DIR", help="--kernel on SM90: include root holding "
+    "flashinfer/trtllm/batched_gemm/trtllmGen_bmm_export/ (else FlashInfer's artifact cache, "
+    "$MOE_INSPECT_TRTLLM_HEADERS, $TRTLLM_GEN_EXPORT_HEADERS, flashinfer-cubin).")]
 
-        Builds the architecture's own router from transformers with the model's real routing
-        keys (experts, top-k, groups, scaling) and small seeded random weights, routes the same
-        tokens through it and through the reference for the resolved RoutingMethodType, and
-        compares expert ids (exactly) and weights (fp32, atol 1e-5 / rtol 1e-4).
-        """
-        from ..verify import verify_model
 
-        with progress(not json_out) as update:
-            result = verify_model(
-                model,
-                tokens=tokens,
-                seed=seed,
-                method=method,
-                revision=revision,
-                offline=True if offline else None,
-                vllm_version=vllm_version,
-                flashinfer_version=flashinfer_version,
-                kernel=kernel,
-                logit_scale=logit_scale,
-                trtllm_headers=trtllm_headers,
-                progress=update,
-            )
-        data = result.to_dict()
-        if json_out:
-            print_json(data)
-        else:
-            render(data, console())
-        raise typer.Exit(result.exit_code)
+@app.command("verify", epilog=EPILOG)
+@handle_errors
+@output_options
+def verify(
+    model: ModelArg,
+    out: Output,
+    tokens: TokensOpt = 64,
+    seed: SeedOpt = 0,
+    method: MethodOpt = None,
+    kernel: KernelOpt = False,
+    logit_scale: LogitScaleOpt = 1.0,
+    trtllm_headers: HeadersOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    vllm_version: VllmVersionOpt = None,
+    flashinfer_version: FlashinferVersionOpt = None,
+) -> None:
+    """Does our reference router compute what the model's own code computes?
+
+    Builds the architecture's own router from transformers with the model's real routing
+    keys (experts, top-k, groups, scaling) and small seeded random weights, routes the same
+    tokens through it and through the reference for the resolved RoutingMethodType, and
+    compares expert ids (exactly) and weights (fp32, atol 1e-5 / rtol 1e-4).
+    """
+    from ..verify import verify_model
+
+    with out.status() as update:
+        result = verify_model(model, tokens=tokens, seed=seed, method=method, revision=revision,
+                              offline=True if offline else None, vllm_version=vllm_version,
+                              flashinfer_version=flashinfer_version, kernel=kernel, logit_scale=logit_scale,
+                              trtllm_headers=trtllm_headers, progress=update)
+    out.dict(result.to_dict(), human=lambda d, o: render(d, o.console), markdown=markdown, id_key="verdict")
+    raise typer.Exit(result.exit_code)
+
+
+def markdown(d: dict) -> str:
+    """A verdict for a PR or an issue: verdict, method, explanation, the --kernel agreement table."""
+    lines = [f"**{d['verdict'].upper().replace('_', ' ')}** `{d['model']}`", "",
+             f"- method: {md_cell(d.get('method') or '—')}",
+             f"- inputs: {d['tokens']} tokens, seed {d['seed']}, experts {d.get('num_experts')}, "
+             f"top-k {d.get('top_k')}", f"- {md_cell(d.get('explanation') or '')}"]
+    if d.get("agreement"):
+        lines += ["", "| router | vs | same experts | max weight error |", "|---|---|---|---|"]
+        for r in d["agreement"]:
+            err = "—" if r["max_weight_error"] is None else f"{r['max_weight_error']:.2g}"
+            lines.append(f"| {r['a']} | {r['b']} | {r['same_experts']}/{r['tokens']} | {err} |")
+    lines += [f"- note: {md_cell(n)}" for n in d.get("notes") or []]
+    return "\n".join(lines) + "\n"
