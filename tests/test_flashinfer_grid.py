@@ -150,6 +150,8 @@ def test_experts_top_k_and_groups_agree_with_flashinfer():
     points = []
     for p in TRT:
         for e, k, m, g, tg in EKG:
+            if p.quant == "fp8" and e > 64:  # FP8 per-tensor prepares on CPU (it reads values): ~1 s per point
+                continue
             mode = "FromLogits" if m in p.fused_methods else "PackedPrecomputed"
             points.append((100, p, _s(e=e, k=k, h=128, i=128, method=m, g=g, tg=tg), mode))
     assert _compare(points) == []
