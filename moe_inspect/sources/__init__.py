@@ -20,10 +20,11 @@ imports torch/transformers or runs repository code; huggingface_hub is imported 
 
 from __future__ import annotations
 
-from .cache import HEADER_CACHE_VERSION, CacheHit, load_from_cache
+import importlib
+
 from .chain import load_model
-from .deadline import DEADLINE_ENV, DEFAULT_DEADLINE_S, DeadlineExceeded, HubDeadline, deadline_seconds
 from .env import hf_home, hub_cache_dir, hub_endpoint, hub_offline
+from .failures import DEADLINE_ENV, FailureKind, HubFailure
 from .files import (
     CONFIG_FILE,
     INDEX_FILE,
@@ -32,12 +33,23 @@ from .files import (
     read_config,
     read_index,
 )
-from .hub import BODY_RETRIES, load_from_hub
-from .hub_errors import FailureKind, HubFailure
 from .layers import MAX_HUB_SHARDS, LayerPlan, find_first_moe_layer
-from .local import load_local_dir
 from .lookup import Progress
 from .strict_json import MAX_JSON_BYTES
+
+#: Names imported on first use (PEP 562): the network and cache code stays off the cold-start path.
+_LAZY = {
+    "HEADER_CACHE_VERSION": "cache", "CacheHit": "cache", "load_from_cache": "cache",
+    "DEFAULT_DEADLINE_S": "deadline", "DeadlineExceeded": "deadline", "HubDeadline": "deadline",
+    "deadline_seconds": "deadline", "BODY_RETRIES": "hub", "load_from_hub": "hub",
+    "load_local_dir": "local",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BODY_RETRIES", "CONFIG_FILE", "DEADLINE_ENV", "DEFAULT_DEADLINE_S", "HEADER_CACHE_VERSION", "INDEX_FILE",

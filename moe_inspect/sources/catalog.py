@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import catalog as snapshot
 from ..errors import MoeInspectError
 from ..spec import ModelFiles
-from .hub_errors import FailureKind, HubFailure
+from .failures import FailureKind, HubFailure
 
 
 def expand_short_name(model: str) -> tuple[str, str | None]:

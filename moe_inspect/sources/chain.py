@@ -13,13 +13,13 @@ from pathlib import Path
 
 from ..errors import ModelNotFoundError, OfflineError
 from ..spec import ModelFiles
-from .cache import CacheHit, load_from_cache
 from .catalog import catalog_lookup, did_you_mean, expand_short_name, fallback_warning
 from .env import hub_cache_dir, hub_endpoint, hub_offline, looks_like_path, path_exists
-from .hub import load_from_hub
-from .hub_errors import FailureKind, HubFailure
-from .local import load_local_dir
+from .failures import FailureKind, HubFailure
 from .lookup import Lookup, Progress
+
+# local.py, cache.py and hub.py are imported where they are used: an offline catalog answer (the
+# cold-start path of `detect`/`check`) needs none of them
 
 #: Revisions the catalog snapshot stands for (it is a snapshot of the default branch).
 CATALOG_REVISIONS = (None, "main")
@@ -31,7 +31,7 @@ class _Remote:
 
     offline: bool
     valid_repo: bool = True
-    cache_hit: CacheHit | None = None
+    cache_hit: object | None = None  # cache.CacheHit
     hub_failure: HubFailure | None = None
 
 
@@ -45,6 +45,8 @@ def _try_local(model: str, run: Lookup) -> ModelFiles | None:
         raise ModelNotFoundError(f"{model}: no such directory")
     if not p.is_dir():
         raise ModelNotFoundError(f"{model}: not a directory (give the model directory that holds config.json)")
+    from .local import load_local_dir
+
     run.say(f"reading local directory {p}")
     files = load_local_dir(p, model_id=model, read_tensors=run.read_tensors, progress=run.progress)
     run.tried.append(f"local: {p}")
@@ -75,6 +77,9 @@ def _hf_usable(model: str, run: Lookup, remote: _Remote) -> bool:
 
 def _try_cache_and_hub(model: str, run: Lookup, remote: _Remote) -> ModelFiles | None:
     """Sources b and c; an incomplete cache entry answers when the Hub cannot complete it."""
+    from .cache import load_from_cache
+    from .hub import load_from_hub
+
     run.say(f"looking for {model} in the HF cache")
     hit = remote.cache_hit = load_from_cache(model, run.revision, read_tensors=run.read_tensors,
                                              progress=run.progress)

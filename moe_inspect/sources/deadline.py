@@ -32,20 +32,17 @@ import time
 from collections.abc import Callable
 
 from ..errors import BadInputError
+from .failures import DEADLINE_ENV
 
 #: Default total seconds for one Hub attempt. With Python's start-up and the catalog answer, a Hub
 #: that never answers costs < 15 s in total (the budget of issue 11).
 DEFAULT_DEADLINE_S = 10.0
-DEADLINE_ENV = "MOE_INSPECT_HUB_DEADLINE"
 #: Seconds without an answer before ``progress`` hears about it.
 PROGRESS_AFTER_S = 1.0
 #: huggingface_hub 2.4 ``_http_backoff_base``: base_wait_time=1, max_wait_time=8, doubling.
 _HF_BACKOFF = (1.0, 2.0, 4.0, 8.0)
 _RETRYABLE = (408, 429, 500, 502, 503, 504)  # _DEFAULT_RETRY_ON_STATUS_CODES
 _NOISY_LOGGERS = ("huggingface_hub.utils._http", "huggingface_hub.file_download")
-#: What to do when the Hub cannot be used (said on every give-up).
-ADVICE = "--offline or HF_HUB_OFFLINE=1 skips the Hub, HF_ENDPOINT=<url> picks a mirror"
-DEADLINE_ADVICE = f"{ADVICE}, {DEADLINE_ENV}=<seconds> waits longer"
 
 
 def deadline_seconds() -> float:

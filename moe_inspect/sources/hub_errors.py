@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
-from ..errors import ConfigError, HubError, ModelNotFoundError, MoeInspectError, OfflineError
-from .deadline import ADVICE, DEADLINE_ADVICE, DeadlineExceeded
+from ..errors import ConfigError, HubError, ModelNotFoundError, OfflineError
+from .deadline import DeadlineExceeded
+from .failures import DEADLINE_ADVICE, FailureKind, HubFailure
 from .env import hub_endpoint
 
 
@@ -16,26 +15,6 @@ def httpx_module():
     except ImportError:  # pragma: no cover - older huggingface_hub uses httpx
         import httpx as module  # type: ignore[no-redef]
     return module
-
-
-class FailureKind(Enum):
-    """What a failed Hub attempt means for the rest of the source chain."""
-
-    NOT_FOUND = "not_found"  # no such repo / revision: the error stands
-    GATED = "gated"  # needs a token or a licence: the error stands
-    UNREACHABLE = "unreachable"  # network, timeouts, 5xx: the catalog may answer
-    OFFLINE = "offline"  # huggingface_hub refused (HF_HUB_OFFLINE): the catalog may answer
-    MISSING_CONFIG = "missing_config"  # the repo exists but has no config.json: the error stands
-
-
-class HubFailure(Exception):
-    """A Hub attempt failed; ``error`` is the user-facing error, ``kind`` its category."""
-
-    def __init__(self, error: MoeInspectError, kind: FailureKind, advice: str = ADVICE):
-        super().__init__(error.message)
-        self.error = error
-        self.kind = kind
-        self.advice = advice  # what to do when the catalog answers instead (unreachable Hubs)
 
 
 def _url_of(exc: BaseException) -> str | None:
