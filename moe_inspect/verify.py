@@ -655,8 +655,10 @@ def _router_classes(s: _Setup, row: OracleRow):
         raise _CannotVerify(f"transformers {transformers.__version__} has no {row.key}.{row.router_class} ({e})") from None
 
 
-def _build_oracle(s: _Setup, row: OracleRow, *, tokens: int, seed: int, hidden: int, logit_scale: float = 1.0) -> _Oracle:
-    """Build the architecture's router with seeded random weights and run it on random states."""
+def _build_oracle(s: _Setup, row: OracleRow, *, tokens: int, seed: int, hidden: int, logit_scale: float = 1.0,
+                  given: tuple | None = None) -> _Oracle:
+    """Build the architecture's router with seeded random weights (or ``given`` = the checkpoint's
+    (router weight [E, H], correction bias [E] or None)) and run it on random hidden states."""
     torch = _import_torch()
     router_cls, config_cls = _router_classes(s, row)
     kw = _config_kwargs(row, s.spec, hidden)
@@ -674,6 +676,9 @@ def _build_oracle(s: _Setup, row: OracleRow, *, tokens: int, seed: int, hidden: 
     w = torch.randn(width, hidden, generator=gen) / math.sqrt(hidden) * logit_scale
     x = torch.randn(tokens, hidden, generator=gen)
     bias = torch.randn(width, generator=gen) * 0.1  # comparable to the spread of sigmoid scores
+    if given is not None:
+        w = given[0].float()
+        bias = given[1].float() if given[1] is not None else torch.zeros(width)
     lin_bias = torch.randn(width, generator=gen) * 0.5 * logit_scale
     has_bias = bool(s.spec.has_correction_bias)
     tf_bias = bias if has_bias else torch.zeros(width)
@@ -902,22 +907,69 @@ def _ids_w(r):
     return r.topk_ids, r.topk_weights
 
 
-def _kernel_logits(s: _Setup, *, tokens: int, seed: int, logit_scale: float):
-    """(oracle or None, logits fp32 [T, E], bias or None): the model's router when transformers has
-    it, else seeded logits N(0, scale^2) and bias 0.1 N(0, 1)."""
+def checkpoint_router(description: ModelDescription):
+    """(router weight [E, H] fp32, correction bias [E] fp32 or None, where) of the first MoE layer
+    of a local checkpoint, or None (no local files, no router tensor, or a quantized router)."""
+    from pathlib import Path
+
+    from .errors import CheckpointError
+
+    ref, spec = description.model, description.moe
+    if ref.source not in ("local", "cache") or not ref.path or not spec.moe_layers:
+        return None
+    try:
+        from safetensors import safe_open
+
+        from .layer.weights import checkpoint_tensor_names, find_layer_prefix
+
+        names = checkpoint_tensor_names(Path(ref.path))
+        pre = find_layer_prefix(names, spec.moe_layers[0])
+    except (ImportError, CheckpointError):
+        return None
+    gate = next((n for n in (f"{pre}.gate.weight", f"{pre}.router.weight") if n in names), None)
+    bias = next((n for n in (f"{pre}.gate.e_score_correction_bias", f"{pre}.e_score_correction_bias")
+                 if n in names), None)
+    if gate is None:
+        return None
+
+    def load(name):
+        with safe_open(str(Path(ref.path) / names[name]), framework="pt") as f:
+            return f.get_tensor(name)
+
+    w = load(gate)
+    if not w.is_floating_point() or w.dim() != 2 or w.shape[0] != spec.num_experts or w.element_size() < 2:
+        return None
+    return w.float(), (load(bias).float().reshape(-1) if bias else None), f"{gate}"
+
+
+def _kernel_logits(s: _Setup, description: ModelDescription, *, tokens: int, seed: int, logit_scale: float):
+    """(oracle or None, logits fp32 [T, E], bias or None, why the model router is missing, where the
+    logits came from): the model's router when transformers has it (the checkpoint's router weights
+    when a checkpoint is local), else seeded logits N(0, scale^2) and bias 0.1 N(0, 1)."""
     torch = _import_torch()
+    ckpt = checkpoint_router(description)
+    what = (f"logits = hidden states N(0, 1) x the checkpoint's router {ckpt[2]} (and its correction bias): "
+            "--logit-scale does not apply" if ckpt is not None else None)
     try:
         row = _oracle_row(s)
-        o = _build_oracle(s, row, tokens=tokens, seed=seed, hidden=DEFAULT_HIDDEN, logit_scale=logit_scale)
+        hidden = DEFAULT_HIDDEN if ckpt is None else int(ckpt[0].shape[1])
+        o = _build_oracle(s, row, tokens=tokens, seed=seed, hidden=hidden, logit_scale=logit_scale,
+                          given=None if ckpt is None else ckpt[:2])
         logits = _oracle_logits(o)
         _unscale_oracle(s, o)
-        return o, logits, (o.bias.float() if o.has_bias else None), None
+        return o, logits, (o.bias.float() if o.has_bias else None), None, what or (
+            f"logits N(0, {logit_scale:g}^2) through the model router's seeded weights")
     except (_CannotVerify, EnvironmentError_) as e:
         gen = torch.Generator().manual_seed(seed)
         e_ = s.spec.num_experts
-        logits = torch.randn(tokens, e_, generator=gen) * logit_scale
-        bias = torch.randn(e_, generator=gen) * 0.1 if s.spec.has_correction_bias else None
-        return None, logits, bias, f"model router not compared: {e}"
+        if ckpt is not None:
+            logits = torch.randn(tokens, ckpt[0].shape[1], generator=gen) @ ckpt[0].t()
+            bias = ckpt[1] if s.spec.has_correction_bias else None
+        else:
+            logits = torch.randn(tokens, e_, generator=gen) * logit_scale
+            bias = torch.randn(e_, generator=gen) * 0.1 if s.spec.has_correction_bias else None
+        return None, logits, bias, f"model router not compared: {e}", what or (
+            f"logits N(0, {logit_scale:g}^2) drawn directly (seeded)")
 
 
 def _selection_keys(method: str, logits, bias):
@@ -1019,7 +1071,8 @@ def verify_kernel(
     if all(fn is None for fn, _ in runners.values()):
         raise EnvironmentError_("verify --kernel: no FlashInfer routing kernel can run here: "
                                 + "; ".join(f"{n}: {why}" for n, (_, why) in runners.items()), hint=GPU_EXTRA)
-    o, logits, bias, why_no_model = _kernel_logits(s, tokens=tokens, seed=seed, logit_scale=logit_scale)
+    o, logits, bias, why_no_model, logits_note = _kernel_logits(s, description, tokens=tokens, seed=seed,
+                                                                logit_scale=logit_scale)
     if why_no_model:
         s.notes.append(why_no_model)
     kw = _route_kwargs(s, o, bias)
@@ -1031,10 +1084,11 @@ def verify_kernel(
     if "trtllm-gen" in outs and not injected:
         kinfo["trtllm-gen"]["build"] = _build_info(headers_dir)
     s.base.update(kernel=", ".join(outs) or None, oracle_version=_fi_version())
-    s.notes.append(f"logits N(0, {logit_scale:g}^2) " + ("through the model router's seeded weights" if o is not None
-                                                          else "drawn directly (seeded)")
-                   + ("" if info is None or not info.uses_bias else "; correction bias 0.1 N(0, 1)"))
-    return VerifyResult(verdict=verdict, explanation=expl, tolerance=dict(KERNEL_TOLERANCE), logit_scale=logit_scale,
+    s.notes.append(logits_note + ("" if info is None or not info.uses_bias or "checkpoint" in logits_note
+                                  else "; correction bias 0.1 N(0, 1)"))
+    from_ckpt = "checkpoint" in logits_note
+    return VerifyResult(verdict=verdict, explanation=expl, tolerance=dict(KERNEL_TOLERANCE),
+                        logit_scale=None if from_ckpt else logit_scale,
                         kernels=kinfo, agreement=table, disagreements=dis, consequence=cons, notes=s.notes,
                         id_mismatches=max((tokens - r["same_experts"] for r in table if r["b"] == "reference"
                                            and r["a"] != "reference"), default=0),
@@ -1051,9 +1105,10 @@ def _build_info(headers_dir):
 
 
 def _fi_version() -> str | None:
-    try:
-        import flashinfer
+    """The installed flashinfer-python's version (package metadata: no import of flashinfer)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-        return getattr(flashinfer, "__version__", None)
-    except Exception:
+    try:
+        return version("flashinfer-python")
+    except PackageNotFoundError:
         return None

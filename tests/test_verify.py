@@ -324,3 +324,40 @@ def test_verify_kernel_bad_scale_and_method_without_kernel():
         verify_kernel(_from_catalog("deepseek-ai/DeepSeek-V3"), logit_scale=0)
     with pytest.raises(UnsupportedError, match="no FlashInfer routing kernel implements DeepseekV4"):
         verify_kernel(_from_catalog("deepseek-ai/DeepSeek-V4-Flash"))
+
+
+def test_verify_kernel_uses_a_local_checkpoints_router(tmp_path):
+    """A local checkpoint: its first MoE layer's gate weight and correction bias make the logits
+    (hidden states N(0, 1)); the transformers router is built with the same weights."""
+    from safetensors.torch import save_file
+
+    from moe_inspect.detect import describe
+    from moe_inspect.verify import checkpoint_router, verify_kernel
+    from tests.modelgen import make_model_dir, moe_config, moe_tensors
+
+    spec = moe_tensors(layers=2, experts=8, hidden=64, inter=32, first_dense=1)
+    make_model_dir(tmp_path / "m", moe_config(num_hidden_layers=2), spec)
+    gen = torch.Generator().manual_seed(5)
+    dt = {"BF16": torch.bfloat16, "F32": torch.float32}
+    real = {n: torch.zeros(shape, dtype=dt[d]) for n, (d, shape) in spec.items()}
+    real["model.layers.1.mlp.gate.weight"] = (torch.randn(8, 64, generator=gen) * 0.3).to(torch.bfloat16)
+    real["model.layers.1.mlp.gate.e_score_correction_bias"] = torch.randn(8, generator=gen) * 0.05
+    save_file(real, str(tmp_path / "m" / "model.safetensors"))
+    desc = describe(str(tmp_path / "m"), offline=True)
+
+    w, b, where = checkpoint_router(desc)
+    assert where == "model.layers.1.mlp.gate.weight" and tuple(w.shape) == (8, 64)
+    assert torch.equal(w, real["model.layers.1.mlp.gate.weight"].float())
+    assert torch.equal(b, real["model.layers.1.mlp.gate.e_score_correction_bias"])
+
+    def exact(x, bias):
+        r = route("DeepSeekV3", x, top_k=2, bias=bias, n_group=2, topk_group=1, routed_scaling_factor=2.5,
+                  kernel="trtllm-gen")
+        return r.topk_ids, r.topk_weights
+
+    from moe_inspect.reference.routers import route
+
+    r = verify_kernel(desc, tokens=128, runners={"trtllm-gen": (exact, None)}, logit_scale=3.0)
+    assert r.logit_scale is None and any("checkpoint's router model.layers.1.mlp.gate.weight" in n for n in r.notes)
+    rows = {(a["a"], a["b"]): a for a in r.agreement}
+    assert rows[("reference", "model router")]["fraction"] == 1.0
