@@ -18,6 +18,27 @@ from .errors import EnvironmentError_
 _DIST = {"flashinfer": "flashinfer-python"}
 
 
+def _missing(module: str, extra: str, purpose: str, missing: str | None = None) -> EnvironmentError_:
+    top = module.split(".")[0]
+    what = _DIST.get(top, top)
+    if missing and missing.split(".")[0] != top:  # the module is there but one of ITS dependencies is not
+        what = f"{missing.split('.')[0]} (needed by {what})"
+    return EnvironmentError_(f"{purpose} needs {what}, which is not installed: pip install 'moe-inspect[{extra}]'")
+
+
+def require_installed(module: str, extra: str, purpose: str) -> None:
+    """Like :func:`require` without importing (``importlib.util.find_spec``): for a check made early,
+    before a slow import (flashinfer takes seconds) is worth paying."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a None entry in sys.modules
+        found = False
+    if not found:
+        raise _missing(module, extra, purpose)
+
+
 def require(module: str, extra: str, purpose: str) -> ModuleType:
     """``importlib.import_module(module)``, or EnvironmentError_ (exit 2) naming ``extra``.
 
@@ -27,10 +48,4 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        top = module.split(".")[0]
-        missing = getattr(e, "name", None) or top
-        what = _DIST.get(top, top)
-        if missing.split(".")[0] != top:  # the module is there but one of ITS dependencies is not
-            what = f"{missing.split('.')[0]} (needed by {_DIST.get(top, top)})"
-        raise EnvironmentError_(
-            f"{purpose} needs {what}, which is not installed: pip install 'moe-inspect[{extra}]'") from None
+        raise _missing(module, extra, purpose, getattr(e, "name", None)) from None

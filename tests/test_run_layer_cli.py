@@ -183,3 +183,9 @@ def test_routing_summary_reports_agreement_fields():
     d = routing_summary(RoutingChoice("kernel", "moe_inspect.kernels.trtllm_routing.route"), rows)
     assert d["agreement_reference"] == 0.9375  # the worst token count
     assert d["agreement_model_router"] is None and "verify" in d["agreement_model_router_reason"]
+
+
+def test_torch_without_flashinfer_names_the_gpu_extra_before_looking_for_a_gpu(tmp_path):
+    rc, out = _cli(*_SHAPES, hide=["flashinfer"], tmp_path=tmp_path)
+    assert rc == 2
+    assert _one_line(out) == "error: run-layer needs flashinfer-python, which is not installed: pip install 'moe-inspect[gpu]'"

@@ -301,7 +301,10 @@ def fused_topk_deepseek_ok(shapes, arch: int) -> bool:
 # ----------------------------------------------------------------------------- the real API
 def flashinfer_namespace() -> SimpleNamespace:
     """FlashInfer's public MoE API as a namespace; EnvironmentError_ when it cannot be imported."""
-    try:
+    from ..extras import require
+
+    require("flashinfer", "gpu", "run-layer")  # not installed: names the extra
+    try:  # installed but broken (a missing CUDA library, an ABI mismatch): say what failed
         import flashinfer
         from flashinfer.fused_moe import api as fapi
         from flashinfer.fused_moe.layer import MoELayer

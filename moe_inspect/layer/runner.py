@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..errors import BadInputError, EnvironmentError_, MoeInspectError, UnsupportedError
-from ..extras import require
+from ..extras import require, require_installed
 from . import DEFAULT_TOKENS, QUANT_FORMATS
 
 MAX_TOKENS = 8192  # FlashInfer ExecutionConfig.tune_max_num_tokens default (0.7.2.post1)
@@ -227,6 +227,7 @@ def validate(opts: RunLayerOptions, *, describe: Callable | None = None):
 
     check_options(opts)
     require("torch", "gpu", "run-layer")
+    require_installed("flashinfer", "gpu", "run-layer")  # imported (seconds) only once a GPU is found
     shapes, desc, layer = resolve_shapes(opts, describe=describe)
     if opts.weights == "checkpoint" and desc is not None and not desc.model.path:
         raise BadInputError(
