@@ -367,7 +367,7 @@ def route_trtllm_gen(
       converts the bias to the kernel's output type, bf16, before adding it to the sigmoid:
       selection uses ``sigmoid(z) + bf16(b)``. The ungrouped path (n_group <= 1) and MiniMax2
       (routingCustom SigmoidBias, RoutingCustomPolicy.cuh:232/249) read the bias as float.
-    * ties go to the lower expert index (RoutingKernelTopK.cuh:54, ``65535 - idx`` under the
+    * ties go to the lower expert index (RoutingKernelTopK.cuh:57, ``65535 - idx`` under the
       score bits), groups too; +0.0 ranks above -0.0;
     * renormalisation sums the k values in the warp's butterfly order (:func:`kernel_warp_sum`)
       and computes ``s * scale / (sum + 1e-20)`` (MiniMax2 / DeepSeekV3) or ``s / max(sum, 1e-20)``
