@@ -322,3 +322,84 @@ def test_fp8_block_needs_more_experts_than_top_k():
         with pytest.raises(UnsupportedError, match=r"--top-k 8: TrtllmFp8BlockConfig's launcher needs experts > top_k"):
             plan(RunLayerOptions(quant=quant), s, 100)
     assert plan(RunLayerOptions(quant="nvfp4"), s, 100)[0].config_class == "TrtllmFp4Config"  # k = E is fine there
+
+
+# ----------------------------------------------------------------------------- planted mistakes
+def _small(quant, method="Renormalize", **kw):
+    s = LayerShapes(num_experts=8, top_k=2, hidden_size=256, intermediate_size=256, routing_method=method, **kw)
+    return s, K.select_path(quant, 100), random_layer(s, quant if quant != "mxfp4" else "bf16")
+
+
+def _drive(path, w, mode="PackedPrecomputed", *, t=4, tune_max=8192, x_dtype=torch.bfloat16):
+    x = torch.randn((t, w.shapes.hidden_size)).to(x_dtype)
+    with blackwell(100) as rec:
+        fi = K.flashinfer_namespace()
+        prep = prepare_layer(fi, path, w, device=torch.device("cpu"), tune_max_num_tokens=tune_max)
+        prep.moe(prepare_call(fi, prep, mode, x, w.router_logits(x)).act, prep.pack)
+    return rec.only
+
+
+def test_planted_mistake_wrong_weight_pack_key_is_caught(monkeypatch):
+    s, path, w = _small("nvfp4")
+    _drive(path, w)  # as written: one launch
+    monkeypatch.setattr(K, "make_weight_pack", lambda fi, p, view: _pack(fi, "trtllm_bf16_routed", view))
+    with pytest.raises((NotImplementedError, KeyError, ValueError), match="trtllm_fp4_routed|view|pack"):
+        _drive(path, w)
+
+
+def _pack(fi, key, view):
+    pack = fi.MoEWeightPack()
+    pack.prepare_for(key, view)
+    return pack
+
+
+def test_planted_mistake_token_ceiling_is_caught():
+    s, path, w = _small("bf16")
+    with pytest.raises(ValueError, match="exceeds tune_max_num_tokens"):
+        _drive(path, w, t=8, tune_max=4)
+
+
+def test_planted_mistake_non_bf16_activations_are_caught():
+    s, path, w = _small("nvfp4")  # prepare_trtllm_fp4_activations checks (the BF16 runner leaves it to C++)
+    with pytest.raises((TypeError, ValueError), match="bfloat16|dtype"):
+        _drive(path, w, x_dtype=torch.float16)
+
+
+def test_planted_mistake_missing_swiglu_scalars_are_caught(monkeypatch):
+    """gpt-oss's SwiGLU(1.702, 1.0, limit) in the config but a view prepared without them."""
+    s, path, w = _small("nvfp4", activation="swigluoai", swiglu_limit=7.0)
+    _drive(path, w)
+    real = K.activation_config
+    calls = {"n": 0}
+
+    def only_for_the_config(fi, shapes):  # prepare_weight_view asks second: give it the default SwiGLU
+        calls["n"] += 1
+        return real(fi, shapes) if calls["n"] == 1 else fi.SwiGLU()
+
+    monkeypatch.setattr(K, "activation_config", only_for_the_config)
+    with pytest.raises((ValueError, TypeError), match="gemm1_alpha|activation|SwiGLU"):
+        _drive(path, w)
+
+
+def test_planted_mistake_int64_or_transposed_inputs_are_caught(monkeypatch):
+    s, path, w = _small("fp8-block")
+    _drive(path, w)
+    real = K.make_activation_pack
+
+    def transposed_scales(fi, p, config, x, **kw):  # DeepSeek FP8 scales must be [H/128, T]
+        act = real(fi, p, config, x, **kw)
+        act.hidden_states_scale = act.hidden_states_scale.t().contiguous()
+        return act
+
+    monkeypatch.setattr(K, "make_activation_pack", transposed_scales)
+    with pytest.raises((AssertionError, ValueError), match="hidden_states_scale|scale"):
+        _drive(path, w)
+
+    def int64_ids(fi, p, config, x, **kw):
+        act = real(fi, p, config, x, **kw)
+        act.topk_ids = act.topk_ids.long()
+        return act
+
+    monkeypatch.setattr(K, "make_activation_pack", int64_ids)
+    with pytest.raises((TypeError, ValueError), match="int32|topk_ids"):
+        _drive(path, w)
