@@ -134,6 +134,30 @@ def test_a_retry_wait_that_does_not_fit_the_deadline_is_not_taken(tmp_path, monk
     assert len(config_requests) <= 2, [(r.method, r.path) for r in config_requests]
 
 
+def test_a_moving_transfer_outlasts_the_deadline_but_a_trickle_does_not():
+    """A slow link downloading a large index is not a silent Hub: time spent receiving a body at a
+    useful rate does not count; a body trickling in does (and everything ends at 6x the deadline)."""
+    from moe_inspect.sources.deadline import DeadlineExceeded, HubDeadline, _deadline_stream
+
+    def body(chunk: int, gap: float, n: int):
+        for _ in range(n):
+            time.sleep(gap)
+            yield b"x" * chunk
+
+    moving = HubDeadline("http://hub", seconds=0.5)
+    got = sum(len(c) for c in _deadline_stream(body(64 * 1024, 0.05, 20), moving))  # ~1 s at ~1 MB/s
+    assert got == 20 * 64 * 1024
+    trickle = HubDeadline("http://hub", seconds=0.5)
+    with pytest.raises(DeadlineExceeded, match="too slowly"):
+        for _ in _deadline_stream(body(1, 0.1, 20), trickle):  # 2 s at 10 bytes/s
+            pass
+    endless = HubDeadline("http://hub", seconds=0.2)
+    with pytest.raises(DeadlineExceeded):
+        for _ in _deadline_stream(body(64 * 1024, 0.02, 10**6), endless):  # moving, but past 6 x 0.2 s
+            pass
+    assert endless.elapsed() < 3
+
+
 def test_bad_deadline_value_is_one_line(tmp_path, monkeypatch):
     isolate_hf(monkeypatch, tmp_path / "hf", hub_deadline=None)
     monkeypatch.setenv(DEADLINE_ENV, "soon")

@@ -15,7 +15,9 @@ carries two event hooks. While a :class:`HubDeadline` is active they
 - cap each request's connect/read/write/pool timeouts at the time left;
 - give up at once on a retryable answer (408/429/5xx) when the wait huggingface_hub would take
   before its next try (``Retry-After + 1``, else its backoff 1, 2, 4, 8, 8 s) does not fit;
-- stop a body that keeps trickling past the deadline.
+- stop a body that keeps trickling past the deadline. Time spent receiving a body at a useful
+  rate (:data:`MIN_RATE`) is not counted, up to :data:`HARD_CAP_FACTOR` times the deadline in all,
+  so a slow link can still download a large index while a silent or trickling Hub cannot hold on.
 
 Outside a :class:`HubDeadline` the hooks do nothing. While one is active, huggingface_hub's
 retry chatter ("Retrying in 8s") is kept off stderr (unless its logging is set to INFO/DEBUG) and
@@ -37,6 +39,11 @@ from .failures import DEADLINE_ENV
 #: Default total seconds for one Hub attempt. With Python's start-up and the catalog answer, a Hub
 #: that never answers costs < 15 s in total (the budget of issue 11).
 DEFAULT_DEADLINE_S = 10.0
+#: A body arriving at least this fast (bytes/s) is a transfer in progress, not a wait: its time
+#: does not count against the deadline ...
+MIN_RATE = 32 * 1024
+#: ... up to this multiple of the deadline in total (a slow but moving link still ends).
+HARD_CAP_FACTOR = 6
 #: Seconds without an answer before ``progress`` hears about it.
 PROGRESS_AFTER_S = 1.0
 #: huggingface_hub 2.4 ``_http_backoff_base``: base_wait_time=1, max_wait_time=8, doubling.
@@ -89,7 +96,11 @@ def _deadline_stream(inner, deadline: HubDeadline):
 
     class DeadlineStream(httpx_module().SyncByteStream):
         def __iter__(self):
+            last = time.monotonic()
             for chunk in inner:
+                now = time.monotonic()
+                deadline.received(len(chunk), now - last)
+                last = now
                 if deadline.remaining() <= 0:
                     raise DeadlineExceeded(deadline, "the body arrived too slowly")
                 yield chunk
@@ -147,6 +158,7 @@ class HubDeadline:
         self.progress = progress
         self.answered = False
         self.last_failure: str | None = None
+        self._credit = 0.0  # seconds of moving transfers, not counted
         self._start = time.monotonic()
         self._waiting_since: float | None = None
         self._retries: dict[str, int] = {}
@@ -158,11 +170,16 @@ class HubDeadline:
         return time.monotonic() - self._start
 
     def remaining(self) -> float:
-        return self.seconds - self.elapsed()
+        elapsed = self.elapsed()
+        return min(self.seconds + self._credit - elapsed, self.seconds * HARD_CAP_FACTOR - elapsed)
 
-    def check(self) -> None:
-        if self.remaining() <= 0:
-            raise DeadlineExceeded(self)
+    def received(self, n_bytes: int, seconds: float) -> None:
+        """A body chunk of ``n_bytes`` took ``seconds``: time spent on a transfer that keeps
+        moving (>= :data:`MIN_RATE` bytes/s) does not count against the deadline, so a slow
+        link can still fetch a large index; waiting and trickling do."""
+        self.answered = True
+        if seconds > 0 and n_bytes / seconds >= MIN_RATE:
+            self._credit += seconds
 
     def note_failure(self, exc: BaseException) -> None:
         self.last_failure = type(exc).__name__
