@@ -403,3 +403,14 @@ def test_planted_mistake_int64_or_transposed_inputs_are_caught(monkeypatch):
     monkeypatch.setattr(K, "make_activation_pack", int64_ids)
     with pytest.raises((TypeError, ValueError), match="int32|topk_ids"):
         _drive(path, w)
+
+
+def test_fp8_block_grouped_routing_needs_top_k_below_the_selected_groups_experts():
+    """cu:4258: top_k < topk_group * E / n_group (E=64, 8 groups of 8, 1 group kept: 8 experts to pick from)."""
+    from moe_inspect.errors import UnsupportedError
+
+    s = LayerShapes(num_experts=64, top_k=8, hidden_size=256, intermediate_size=256, routing_method="DeepSeekV3",
+                    n_group=8, topk_group=1, routed_scaling_factor=1.0, has_bias=True)
+    with pytest.raises(UnsupportedError, match=r"needs top_k < topk_group·E/n_group = 8$"):
+        plan(RunLayerOptions(quant="fp8-block"), s, 100)
+    assert plan(RunLayerOptions(quant="fp8-block"), LayerShapes(**{**s.to_dict(), "top_k": 7}), 100)[1] == "FromLogits"

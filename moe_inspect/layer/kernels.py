@@ -253,6 +253,10 @@ def check_kernel_shapes(path: KernelPath, shapes, mode: str) -> None:
                 raise UnsupportedError(
                     f"grouped DeepSeekV3 routing E={e}, n_group={g}, topk_group={tg}, k={k} is outside the compiled "
                     "tiers (E <= 256, E/G <= 32, G <= 8, topk_group <= 4, k <= 22)")
+            if path.config_class == "TrtllmFp8BlockConfig" and k >= tg * e // g:
+                # data/csrc/trtllm_fused_moe_kernel_launcher.cu:4258 Fp8BlockScaleLauncher::check_routing
+                raise UnsupportedError(f"--top-k {k}: the FP8-block launcher's grouped DeepSeekV3 routing needs "
+                                       f"top_k < topk_group·E/n_group = {tg * e // g}")
             if path.quant == "fp8-block" and e <= 384 and k > 8:
                 raise UnsupportedError(f"--top-k {k}: the FP8-block launcher takes k <= 8 with grouped DeepSeekV3 routing")
         elif m in ROUTING_TIERS:
