@@ -203,7 +203,7 @@ _VLLM_NOT_MODELLED: tuple[tuple[Version, Version, str], ...] = (
 )
 
 # Keys whose get_routing_method_type table routing.py does not have yet (refused until it does).
-_AWAITING_METHOD_TABLE = frozenset({"0.20", "0.22"})
+_AWAITING_METHOD_TABLE: frozenset[str] = frozenset()
 
 # The PR keys (and spellings of them) that name a table directly.
 _VLLM_ALIASES = {"v0.33": "0.33", "pr39141": "39141", "#39141": "39141", "pr44347": "44347",

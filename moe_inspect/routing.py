@@ -25,10 +25,12 @@ from .enums import (
     DEFAULT_FLASHINFER,
     DEFAULT_VLLM,
     VLLM_INTERNAL_MIN,
+    VLLM_LAYOUTS,
     flashinfer_layout,
     normalize_flashinfer_version,
     normalize_vllm_version,
     vllm_layout,
+    vllm_release,
 )
 from .reference import scale_applies
 from .spec import MoESpec, RoutingResult
@@ -145,9 +147,33 @@ _PRE_39141 = (
     _FALLBACK,
 )
 
+# vLLM 0.20.0 and 0.20.2 wheels fused_moe/config.py:126-159 (identical text; 0.20.1 per the CLI
+# helper's read, its wheel is not in /work/wheels): the pre-#39141 function with sqrtsoftplus
+# tested first (:133-139); the enum gains DeepseekV4 = 8, Unspecified = 9 (:121-123).
+_V020 = (
+    # :133-137 if scoring_func == "sqrtsoftplus": if renormalize: return DeepseekV4
+    MethodRow("sqrtsoftplus", ANY, True, ANY, "DeepseekV4", "sqrtsoftplus + renormalize"),
+    # :138-139 else: return Unspecified
+    MethodRow("sqrtsoftplus", ANY, False, ANY, "Unspecified", "sqrtsoftplus without renormalize"),
+    # :141-159 the branches of 0.17.0-0.19.1 :124-149 unchanged: bias (:141-145), sigmoid
+    # (:147-151), softmax Renormalize / Default (:153-157), else Unspecified (:159)
+    *_PRE_39141,
+)
+
+# vLLM 0.22.0 and 0.22.1 wheels fused_moe/config.py:129-166 (identical text): the #39141 function
+# (0.21.0 :129-166) except that softmax + renormalize returns RenormalizeNaive (:160-162).
+_V022 = (
+    *_V39141[:8],  # sqrtsoftplus :136-142, bias :144-150, sigmoid :152-158
+    # :160-162 if scoring_func == "softmax": if renormalize: return RenormalizeNaive
+    MethodRow("softmax", False, True, ANY, "RenormalizeNaive", "softmax + renormalize"),
+    *_V39141[9:],  # :163-164 softmax without renormalize -> Default; :166 else Unspecified
+)
+
 METHOD_TABLES: dict[str, tuple[tuple[MethodRow, ...], str]] = {
     "pre-39141": (_PRE_39141, "vLLM pre-#39141 get_routing_method_type"),
+    "0.20": (_V020, "vLLM 0.20.x get_routing_method_type"),
     "39141": (_V39141, "vLLM #39141 get_routing_method_type"),
+    "0.22": (_V022, "vLLM 0.22.x get_routing_method_type"),
     "44347": (_V44347, "vLLM #44347 get_routing_method_type"),
     "0.33": (_V033, "vLLM v0.33 get_routing_method_type"),
 }
@@ -813,6 +839,9 @@ def resolve(
 ) -> RoutingResult:
     """The routing method vLLM ``vllm_version`` computes for ``spec`` and its ids (REFERENCE §3)."""
     vv = normalize_vllm_version(vllm_version)
+    # The release the user typed ("0.19.1") names the result; a table key ("pre-39141") names itself.
+    typed = vllm_version.strip()
+    label = vv if typed in VLLM_LAYOUTS or vllm_release(typed) is None else typed.lstrip("vV")
     normalize_flashinfer_version(flashinfer_version)  # validates; BadInputError names the accepted ones
     vl = vllm_layout(vv)
     fl = flashinfer_layout(flashinfer_version)
@@ -823,11 +852,11 @@ def resolve(
     inputs = dict(router.inputs)
     if router.method == "__custom__":
         method, why = _custom_method(spec, renorm, dict(vl.members))
-        rule = f"{router.why} -> {method} ({why}; vLLM {vv} CustomRoutingRouter)"
+        rule = f"{router.why} -> {method} ({why}; vLLM {label} CustomRoutingRouter)"
         inputs = {}  # get_routing_method_type is not consulted
     elif router.method is not None:
         method = router.method
-        rule = f"{router.why} -> {method} (vLLM {vv} {router.name})"
+        rule = f"{router.why} -> {method} (vLLM {label} {router.name})"
         inputs = {}
     else:
         method, row = get_routing_method_type(
@@ -854,7 +883,7 @@ def resolve(
         meaning = (f"reads {vllm_value} as {flashinfer_name}" if flashinfer_name
                    else f"has no member {vllm_value}")
         warnings.append(
-            f"enum drift: vLLM {vv} sends {method} as {vllm_value}, but FlashInfer "
+            f"enum drift: vLLM {label} sends {method} as {vllm_value}, but FlashInfer "
             f"{flashinfer_version} {meaning}"
             + (f" ({method} is {flashinfer_value} there)" if flashinfer_value is not None else ""))
     if not internal and method not in fi_members:
@@ -877,7 +906,7 @@ def resolve(
         flashinfer_name=flashinfer_name,
         rule=rule,
         router=router.name,
-        vllm_version=vv,
+        vllm_version=label,
         flashinfer_version=flashinfer_version,
         sglang_label=_sglang_label(spec),
         fused_routing_possible=fused,

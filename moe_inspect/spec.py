@@ -132,7 +132,7 @@ class RoutingResult:
     flashinfer_name: str | None  # what that integer means in FlashInfer's enum (drift!)
     rule: str  # the rule that fired, human readable, citing REFERENCE/vLLM
     router: str  # vLLM router class that handles the layer, e.g. "GroupedTopKRouter"
-    vllm_version: str
+    vllm_version: str  # the vLLM release typed ("0.19.1"), else the table key ("0.33", "pre-39141")
     flashinfer_version: str
     sglang_label: str | None = None
     fused_routing_possible: bool = True  # some FlashInfer kernel implements this method

@@ -72,7 +72,7 @@ def test_vllm_layouts():
     assert "TopKSigmoid" not in v44
     assert enums.vllm_enum("0.33") == v44
     assert enums.vllm_enum() == v44
-    assert set(enums.VLLM_VERSIONS) == {"pre-39141", "39141", "44347", "0.33"}
+    assert set(enums.VLLM_VERSIONS) == {"pre-39141", "0.20", "39141", "0.22", "44347", "0.33"}
     assert enums.DEFAULT_VLLM == "0.33"
 
 
@@ -88,12 +88,16 @@ def test_unknown_vllm_version(bad):
 # What each release's wheel says (vllm/model_executor/layers/fused_moe/config.py, read from
 # `pip download --no-deps vllm==X` of every release 0.10.2 … 0.33.0; docs/upstream-facts.md):
 #   0.17.0-0.19.1 enum Custom 6, Simulated 7, Unspecified 8; softmax+renormalize -> Renormalize
+#   0.20.0-0.20.2 enum DeepseekV4 8, Unspecified 9; sqrtsoftplus tested first (:126-159)
 #   0.21.0        enum SigmoidRenorm 6, MiniMax2 7, Unspecified 8, DeepseekV4 100 (PR #39141)
+#   0.22.0-0.22.1 0.21.0's enum; softmax+renormalize -> RenormalizeNaive (:160-162)
 #   0.23.0-0.30.0 enum Sigmoid 8, Unspecified 9; MiniMax2 gated on routed_scaling_factor (PR #44347)
 #   0.31.0-0.33.0 same enum, the scale gate gone
 @pytest.mark.parametrize("release, key", [
     ("0.17.0", "pre-39141"), ("0.18.1", "pre-39141"), ("0.19.1", "pre-39141"),
+    ("0.20.0", "0.20"), ("0.20.2", "0.20"), ("0.20", "0.20"),
     ("0.21.0", "39141"),
+    ("0.22.0", "0.22"), ("0.22.1", "0.22"), ("v0.22.1", "0.22"),
     ("0.23.0", "44347"), ("0.25.1", "44347"), ("0.27.1", "44347"), ("0.30.0", "44347"),
     ("0.31.0", "0.33"), ("0.32.0", "0.33"), ("0.33.0", "0.33"), ("v0.33.0", "0.33"),
     ("0.19", "pre-39141"), ("0.25", "44347"), ("0.33", "0.33"),
@@ -188,7 +192,8 @@ def _detect(*args):
 
 @pytest.mark.parametrize("release, method, vllm_id", [
     # sigmoid + correction bias + renormalize, no groups: Unspecified (8) before #39141, MiniMax2 (7) after
-    ("0.19.1", "Unspecified", 8), ("0.21.0", "MiniMax2", 7), ("0.28.0", "MiniMax2", 7), ("0.33.0", "MiniMax2", 7),
+    ("0.19.1", "Unspecified", 8), ("0.20.2", "Unspecified", 9), ("0.21.0", "MiniMax2", 7),
+    ("0.22.1", "MiniMax2", 7), ("0.28.0", "MiniMax2", 7), ("0.33.0", "MiniMax2", 7),
 ])
 def test_detect_takes_a_release_version(release, method, vllm_id):
     import json

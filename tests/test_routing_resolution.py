@@ -120,6 +120,103 @@ def test_44347_softmax_is_renormalize_naive():
     assert get_routing_method_type("softmax", 8, True, None, False, 1.0, "44347")[0] == "RenormalizeNaive"
 
 
+# vLLM 0.20.0 / 0.20.2 wheels fused_moe/config.py:126-159 (same text): sqrtsoftplus is tested first
+# (:133-139), then the 0.19.1 branches unchanged: no MiniMax2, no SigmoidRenorm, softmax + renormalize
+# -> Renormalize (:155).
+@pytest.mark.parametrize(
+    "scoring, top_k, bias, renorm, groups, expected",
+    [
+        ("sqrtsoftplus", 6, True, True, None, "DeepseekV4"),  # :136-137
+        ("sqrtsoftplus", 6, False, True, 4, "DeepseekV4"),  # before the bias branch
+        ("sqrtsoftplus", 6, True, False, None, "Unspecified"),  # :138-139
+        ("sigmoid", 8, True, True, 8, "DeepSeekV3"),  # :142-143
+        ("sigmoid", 8, True, True, None, "Unspecified"),  # :144-145, MiniMax2 not yet
+        ("softmax", 8, True, True, 8, "Unspecified"),  # :145
+        ("sigmoid", 1, False, False, None, "Llama4"),  # :148-149
+        ("sigmoid", 8, False, True, None, "Unspecified"),  # :150-151, SigmoidRenorm not yet
+        ("softmax", 8, False, True, None, "Renormalize"),  # :154-155
+        ("softmax", 8, False, False, None, "Default"),  # :156-157
+        ("custom", 8, False, True, None, "Unspecified"),  # :159
+    ],
+)
+def test_v020_rows(scoring, top_k, bias, renorm, groups, expected):
+    for version in ("0.20", "0.20.0", "0.20.2"):
+        assert get_routing_method_type(scoring, top_k, renorm, groups, bias, 1.0, version)[0] == expected
+
+
+# vLLM 0.22.0 / 0.22.1 wheels fused_moe/config.py:129-166 (same text): 0.21.0's function except
+# softmax + renormalize -> RenormalizeNaive (:160-162).
+@pytest.mark.parametrize(
+    "scoring, top_k, bias, renorm, groups, expected",
+    [
+        ("sqrtsoftplus", 6, True, True, None, "DeepseekV4"),  # :139-140
+        ("sqrtsoftplus", 6, True, False, None, "Unspecified"),  # :141-142
+        ("sigmoid", 8, True, False, 8, "DeepSeekV3"),  # :145-146, renormalize not looked at
+        ("sigmoid", 8, True, False, None, "MiniMax2"),  # :147-148
+        ("softmax", 8, True, True, None, "Unspecified"),  # :149-150
+        ("sigmoid", 1, False, False, None, "Llama4"),  # :153-154
+        ("sigmoid", 8, False, True, None, "SigmoidRenorm"),  # :155-156
+        ("sigmoid", 8, False, False, None, "Unspecified"),  # :157-158
+        ("softmax", 8, False, True, None, "RenormalizeNaive"),  # :161-162
+        ("softmax", 8, False, False, None, "Default"),  # :163-164
+    ],
+)
+def test_v022_rows(scoring, top_k, bias, renorm, groups, expected):
+    for version in ("0.22", "0.22.0", "0.22.1"):
+        assert get_routing_method_type(scoring, top_k, renorm, groups, bias, 2.5, version)[0] == expected
+
+
+def test_deepseek_v4_on_vllm_020_is_8_and_collides_with_flashinfer_sigmoid():
+    """vLLM 0.20.x: DeepseekV4 = 8 (config.py:121), not the internal 100 of 0.21.0+; FlashInfer
+    0.7.2.post1 (tllm_enums.py) has Sigmoid = 8 and no DeepseekV4."""
+    s = spec(model_type="deepseek_v4", scoring_func="sqrtsoftplus", has_correction_bias=True,
+             top_k=6, num_experts=256, routed_scaling_factor=1.5, num_hash_layers=3)
+    r = resolve(s, vllm_version="0.20.1")
+    assert (r.method, r.vllm_value, r.flashinfer_value, r.flashinfer_name) == ("DeepseekV4", 8, None, "Sigmoid")
+    assert r.vllm_version == "0.20.1" and "vLLM 0.20.x get_routing_method_type" in r.rule
+    assert r.fused_routing_possible is False
+    assert any("enum drift: vLLM 0.20.1 sends DeepseekV4 as 8" in w and "reads 8 as Sigmoid" in w
+               for w in r.warnings)
+    assert not any("vLLM-internal" in w for w in r.warnings)
+    # one release later the same model is the internal 100; one release earlier Unspecified (8)
+    assert (resolve(s, vllm_version="0.21.0").method, resolve(s, vllm_version="0.21.0").vllm_value) == ("DeepseekV4", 100)
+    assert (resolve(s, vllm_version="0.19.1").method, resolve(s, vllm_version="0.19.1").vllm_value) == ("Unspecified", 8)
+
+
+@pytest.mark.parametrize("release, method, value", [
+    ("0.19.1", "Renormalize", 1), ("0.20.2", "Renormalize", 1), ("0.21.0", "Renormalize", 1),
+    ("0.22.0", "RenormalizeNaive", 4), ("0.22.1", "RenormalizeNaive", 4), ("0.23.0", "RenormalizeNaive", 4),
+])
+def test_qwen3_30b_a3b_softmax_renormalize_by_release(release, method, value):
+    """Qwen3-30B-A3B (softmax, norm_topk_prob true, no bias): Renormalize up to 0.21.0,
+    RenormalizeNaive from 0.22.0 (0.22.x wheels config.py:160-162)."""
+    from moe_inspect import catalog
+    from moe_inspect.detect import describe_files
+
+    r = describe_files(catalog.lookup("Qwen/Qwen3-30B-A3B"), vllm_version=release).routing
+    assert (r.method, r.vllm_value, r.router) == (method, value, "FusedTopKRouter")
+    assert r.vllm_version == release
+
+
+@pytest.mark.parametrize("typed, shown", [
+    ("0.19.1", "0.19.1"), ("v0.33.0", "0.33.0"), ("0.19", "0.19"),
+    ("pre-39141", "pre-39141"), ("#44347", "44347"), ("0.22", "0.22"), ("0.33", "0.33"),
+])
+def test_result_names_the_release_typed(typed, shown):
+    assert resolve(spec(), vllm_version=typed).vllm_version == shown
+
+
+def test_detect_shows_the_release_typed():
+    from typer.testing import CliRunner
+
+    from moe_inspect.cli.app import app
+
+    r = CliRunner().invoke(app, ["detect", "MiniMaxAI/MiniMax-M2.5", "--offline", "--vllm-version", "0.19.1"])
+    assert r.exit_code == 0, r.output
+    # MiniMax-M2.5 (sigmoid + bias, no groups) is Unspecified = 8 in vLLM 0.19.1 (config.py:102-123)
+    assert "vLLM 0.19.1: 8" in r.stdout and "pre-39141: " not in r.stdout
+
+
 # ---------------------------------------------------------------- §3.2 router rules
 def test_zero_expert_router():
     r = resolve(spec(model_type="longcat_flash", has_correction_bias=True, renormalize=False,
