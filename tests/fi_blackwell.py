@@ -198,6 +198,11 @@ def blackwell(arch: int = 100):
         (fp8, "mxfp8_quantize", torch_mxfp8_quantize),
     ]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in subs]
+    # Not a substitution: FlashInfer's shape-keyed permute-index cache (fused_moe/prepare.py:60) would hand
+    # indices computed on ``meta`` to a later CPU run of the same shape; each context starts and ends empty.
+    import flashinfer.fused_moe.prepare as prepare
+
+    prepare._TRTLLM_PERMUTE_CACHE.clear()
     try:
         for mod, name, fn in subs:
             setattr(mod, name, fn)
@@ -205,3 +210,4 @@ def blackwell(arch: int = 100):
     finally:
         for mod, name, fn in saved:
             setattr(mod, name, fn)
+        prepare._TRTLLM_PERMUTE_CACHE.clear()
