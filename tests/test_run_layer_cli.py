@@ -189,3 +189,13 @@ def test_torch_without_flashinfer_names_the_gpu_extra_before_looking_for_a_gpu(t
     rc, out = _cli(*_SHAPES, hide=["flashinfer"], tmp_path=tmp_path)
     assert rc == 2
     assert _one_line(out) == "error: run-layer needs flashinfer-python, which is not installed: pip install 'moe-inspect[gpu]'"
+
+
+def test_a_format_backend_activation_triple_no_gpu_runs_is_refused_before_the_gpu(cli):
+    rc, out = cli(*_SHAPES, "--quant", "fp8-block", "--act", "bf16")
+    assert rc == 2
+    # FP8-block runs only with quantized activations: TRT-LLM on SM100/103 (and CUTLASS on SM90 when built)
+    assert _one_line(out) == ("error: --quant fp8-block --act bf16: no FlashInfer path runs it on any GPU "
+                              "(runs: --backend trtllm --act quant)")
+    rc, out = cli(*_SHAPES, "--quant", "fp8-block", "--backend", "cutile")
+    assert rc == 2 and "no FlashInfer path runs it on any GPU" in out

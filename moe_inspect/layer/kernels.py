@@ -182,6 +182,19 @@ def select_path(quant: str, arch: int, *, backend: str = "auto", quantized_activ
     raise UnsupportedError(f"{what} needs {where}; this is {_arch_name(arch)}{tail}")
 
 
+def check_runnable_anywhere(quant: str, *, backend: str = "auto", quantized_activations: bool | None = None) -> None:
+    """A (--quant, --backend, --act) no GPU runs -> UnsupportedError before looking for one."""
+    rows = [p for p in PATHS if p.quant == quant and (backend == "auto" or p.backend == backend)
+            and (quantized_activations is None or p.quantized_activations == quantized_activations)]
+    if rows:
+        return
+    act = "" if quantized_activations is None else (" --act quant" if quantized_activations else " --act bf16")
+    runs = sorted({(p.backend, "quant" if p.quantized_activations else "bf16") for p in PATHS if p.quant == quant})
+    raise UnsupportedError(
+        f"--quant {quant}{'' if backend == 'auto' else f' --backend {backend}'}{act}: no FlashInfer path runs it on any "
+        f"GPU (runs: {', '.join(f'--backend {b} --act {a}' for b, a in runs)})")
+
+
 def routing_mode(path: KernelPath, method: str, *, force_precomputed: bool = False) -> str:
     """'FromLogits' when the kernel routes ``method`` itself, else 'PackedPrecomputed'."""
     if not force_precomputed and method in path.fused_methods:

@@ -223,9 +223,11 @@ def validate(opts: RunLayerOptions, *, describe: Callable | None = None):
     """Everything checkable before looking for a GPU: flags, torch, the model's shapes and layer,
     a local checkpoint for ``--weights checkpoint``, the arch-independent kernel limits.
     Returns (LayerShapes, ModelDescription | None, layer)."""
-    from .kernels import check_layer_shapes
+    from .kernels import check_layer_shapes, check_runnable_anywhere
 
     check_options(opts)
+    check_runnable_anywhere(opts.quant, backend=opts.backend,
+                            quantized_activations=None if opts.act is None else opts.act == "quant")
     require("torch", "gpu", "run-layer")
     require_installed("flashinfer", "gpu", "run-layer")  # imported (seconds) only once a GPU is found
     shapes, desc, layer = resolve_shapes(opts, describe=describe)
