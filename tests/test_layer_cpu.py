@@ -473,3 +473,20 @@ def test_cli_missing_shapes_without_model(cli):
 
 def test_environment_error_is_exit_2():
     assert EnvironmentError_("x").exit_code == 2 and UnsupportedError("x").exit_code == 2
+
+
+def test_reference_matmuls_do_not_leave_tf32_changed():
+    """run-layer turns TF32 off for its float32 reference only inside the run (issue 12), restoring the caller's flag."""
+    from moe_inspect.layer.runner import _fp32_matmuls
+
+    before = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        with _fp32_matmuls(torch):
+            assert torch.backends.cuda.matmul.allow_tf32 is False
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+        with pytest.raises(RuntimeError), _fp32_matmuls(torch):
+            raise RuntimeError("a failing run")
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
