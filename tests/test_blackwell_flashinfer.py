@@ -414,3 +414,34 @@ def test_fp8_block_grouped_routing_needs_top_k_below_the_selected_groups_experts
     with pytest.raises(UnsupportedError, match=r"needs top_k < topk_group·E/n_group = 8$"):
         plan(RunLayerOptions(quant="fp8-block"), s, 100)
     assert plan(RunLayerOptions(quant="fp8-block"), LayerShapes(**{**s.to_dict(), "top_k": 7}), 100)[1] == "FromLogits"
+
+
+@pytest.mark.parametrize("arch,quant,act", [c for c in CASES if c[1] != "fp8"],
+                         ids=[f"sm{a}-{q}-{x}" for a, q, x in CASES if q != "fp8"])
+def test_minimax_m25_from_the_catalog_full_size_on_meta(arch, quant, act):
+    """MiniMax-M2.5 as run-layer resolves it from the model name (catalog config): E=256, k=8, H=3072, I=1536,
+    sigmoid + correction bias = MiniMax2 (RoutingMethodType 7), no groups (config.json; shared/facts)."""
+    from moe_inspect import catalog
+    from moe_inspect.detect import describe_files
+    from moe_inspect.layer.runner import resolve_shapes
+
+    s, _, _ = resolve_shapes(RunLayerOptions(model="MiniMaxAI/MiniMax-M2.5"),
+                             describe=lambda m, offline=None: describe_files(catalog.lookup(m)))
+    path, mode = plan(RunLayerOptions(quant=quant, act=act), s, arch)
+    want_mode = "PackedPrecomputed" if quant == "mxfp4" else "FromLogits"  # MXFP4's allow-list lacks MiniMax2
+    assert mode == want_mode
+    t = 3
+    x = torch.empty((t, 3072), dtype=torch.bfloat16, device="meta")
+    logits, bias = torch.randn(t, 256), torch.randn(256) * 0.01
+    with blackwell(arch) as rec:
+        fi = K.flashinfer_namespace()
+        prep = prepare_layer(fi, path, _meta_layer(s), device=torch.device("meta"))
+        launch, _, _ = _launch(rec, fi, prep, mode, x, logits, bias)
+    a = launch.args
+    assert a["routing_method_type"] == 7 and a["n_group"] is None and a["topk_group"] is None
+    assert (a["num_experts"], a["top_k"], a["intermediate_size"]) == (256, 8, 1536)
+    assert launch.spec("hidden_states")[1][0] == t and launch.spec("output") == (torch.bfloat16, (t, 3072))
+    if mode == "FromLogits":
+        assert launch.spec("routing_bias") == (torch.float32, (256,))
+    for name, want in _expected_weights(path, s).items():
+        assert launch.spec(name) == want, name
