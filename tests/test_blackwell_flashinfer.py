@@ -21,7 +21,6 @@ scale 2.5) and from FlashInfer's C++ launcher signature, not from the code under
 
 from __future__ import annotations
 
-
 import pytest
 
 torch = pytest.importorskip("torch")
