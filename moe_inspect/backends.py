@@ -6,8 +6,8 @@ Everything here is a declarative table plus one evaluator:
   fallbacks), with its gates in vLLM's order (``FusedMoEExperts.is_supported_config``: device →
   activation → quant scheme → parallel config → hash routing → routing method → router-logit
   dtype → shape) and the real kernel limits of REFERENCE.md §5.
-* :data:`ROUTING_TIERS` — FlashInfer 0.7.2's compiled routing tiers (max experts / top-k per
-  method, grouped DeepSeekV3 constraints).
+* FlashInfer 0.7.2's compiled routing tiers and launcher limits live in
+  :mod:`moe_inspect.kernels.trtllm_moe_limits` (shared with run-layer and verify).
 * :data:`AUTO_ORDER` — the oracle priority lists (``oracle/{fp8,nvfp4,mxfp4,mxfp8,unquantized,
   int_wna16}.py``) with their per-arch reorderings.
 * :data:`UNIFIED_CONFIGS` — FlashInfer's own ``flashinfer.fused_moe.api`` backend configs and
@@ -91,43 +91,11 @@ def scheme_from_quant(method: str | None, *, expert_format: str | None = None,
     return "bf16"
 
 
-# ------------------------------------------------------------------------------------------------
-# FlashInfer 0.7.2 compiled routing tiers (REFERENCE §5)
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RoutingTier:
-    methods: tuple[str, ...]
-    max_experts: int
-    max_top_k: int
-    grouped: bool | None = None  # DeepSeekV3 only: True = n_group > 1, False = n_group <= 1
-    source: str = _FI + "csrc/fused_moe/trtllm_backend/trtllm_fused_moe_routing_runner.cu (compiled tiers)"
-
-
-ROUTING_TIERS: tuple[RoutingTier, ...] = (
-    RoutingTier(("Default", "TopK", "Sigmoid", "SigmoidRenorm", "TopKSigmoid"), 256, 8),
-    RoutingTier(("Renormalize", "RenormalizeNaive"), 2048, 32),
-    RoutingTier(("MiniMax2",), 1024, 32),
-    RoutingTier(("DeepSeekV3",), 1024, 32, grouped=False),
-    RoutingTier(("DeepSeekV3",), 256, 22, grouped=True),
-    RoutingTier(("Llama4",), 128, 1),
-)
-GROUPED_MAX_EXPERTS_PER_GROUP = 32
-GROUPED_MAX_GROUPS = 8
-GROUPED_MAX_TOPK_GROUP = 4
-FP8_BLOCK_GROUPED_SMALL_E = 384  # fp8-block launcher: top_k <= 8 when E <= 384 (grouped)
-FP8_BLOCK_GROUPED_SMALL_E_MAX_K = 8
-
+# FlashInfer 0.7.2 compiled routing tiers and launcher limits: moe_inspect/kernels/trtllm_moe_limits.py
+# (one home, shared with run-layer and verify)
 # Methods FlashInfer implements at all (anything else: "Unimplemented routing method")
 FLASHINFER_METHODS = frozenset({"Default", "Renormalize", "DeepSeekV3", "Llama4", "RenormalizeNaive", "TopK",
                                 "SigmoidRenorm", "MiniMax2", "Sigmoid", "TopKSigmoid"})
-
-
-def find_tier(method: str, n_group: int | None) -> RoutingTier | None:
-    grouped = (n_group or 0) > 1
-    for t in ROUTING_TIERS:
-        if method in t.methods and (t.grouped is None or t.grouped == grouped):
-            return t
-    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -771,37 +739,13 @@ def _gate_logits(b: Backend, ctx: RoutingContext, arch: int) -> str | None:
 
 def kernel_limit_problems(ctx: RoutingContext, *, fp8_block_launcher: bool = False,
                           launcher_topk_assert: bool = True) -> list[str]:
-    """FlashInfer 0.7.2 compiled-routing-tier problems for in-kernel routing (empty list = fits)."""
-    E, k, method = ctx.num_experts, ctx.top_k, ctx.method
-    G = ctx.n_group or 0
-    tg = ctx.topk_group or 0
-    out: list[str] = []
-    if E % 4:
-        out.append(f"E % 4 == 0 is required by the fused router (E={E}, E % 4 = {E % 4})")
-    if not 1 <= k <= E:
-        out.append(f"top_k must satisfy 1 <= k <= E (k={k}, E={E})")
-    tier = find_tier(method, G)
-    if tier is not None:
-        label = "DeepSeekV3 grouped" if (method == "DeepSeekV3" and G > 1) else "/".join(tier.methods)
-        if E > tier.max_experts:
-            out.append(f"{label} routing tier allows at most {tier.max_experts} experts (E={E})")
-        if k > tier.max_top_k:
-            out.append(f"{label} routing tier allows top_k <= {tier.max_top_k} (k={k})")
-    if method == "DeepSeekV3" and G > 1:
-        if E % G:
-            out.append(f"E={E} is not divisible into n_group={G} groups")
-        elif E // G > GROUPED_MAX_EXPERTS_PER_GROUP:
-            out.append(f"DeepSeekV3 grouped needs E/n_group <= {GROUPED_MAX_EXPERTS_PER_GROUP} (E/n_group={E // G})")
-        if G > GROUPED_MAX_GROUPS:
-            out.append(f"DeepSeekV3 grouped needs n_group <= {GROUPED_MAX_GROUPS} (n_group={G})")
-        if tg > GROUPED_MAX_TOPK_GROUP:
-            out.append(f"DeepSeekV3 grouped needs topk_group <= {GROUPED_MAX_TOPK_GROUP} (topk_group={tg})")
-        if tg > G:
-            out.append(f"DeepSeekV3 grouped needs topk_group <= n_group (topk_group={tg}, n_group={G})")
-        if fp8_block_launcher and E <= FP8_BLOCK_GROUPED_SMALL_E and k > FP8_BLOCK_GROUPED_SMALL_E_MAX_K:
-            out.append(f"FP8-block launcher allows top_k <= {FP8_BLOCK_GROUPED_SMALL_E_MAX_K} when grouped and "
-                       f"E <= {FP8_BLOCK_GROUPED_SMALL_E} (k={k}, E={E})")
-    if fp8_block_launcher:
+    """FlashInfer 0.7.2 in-kernel routing problems (moe_inspect.kernels.trtllm_moe_limits) plus vLLM's
+    FP8-block monolithic asserts (empty list = fits)."""
+    from .kernels import trtllm_moe_limits as L
+
+    E, k = ctx.num_experts, ctx.top_k
+    out = L.fused_moe_problems(ctx.method, E, k, ctx.n_group, ctx.topk_group, fp8_block_launcher=fp8_block_launcher)
+    if fp8_block_launcher:  # vLLM v0.33 fused_moe/experts/trtllm_fp8_moe.py:467 (E) and :481 (top_k, DeepSeek FP8)
         if E > 512:
             out.append(f"FP8-block monolithic asserts E <= 512 (E={E})")
         if k > 32 and launcher_topk_assert:

@@ -317,7 +317,7 @@ def test_fp8_block_needs_more_experts_than_top_k():
 
     s = LayerShapes(num_experts=8, top_k=8, hidden_size=256, intermediate_size=256, routing_method="Renormalize")
     for quant in ("fp8-block", "mxfp8"):
-        with pytest.raises(UnsupportedError, match=r"--top-k 8: TrtllmFp8BlockConfig's launcher needs experts > top_k"):
+        with pytest.raises(UnsupportedError, match=r"FP8-block launcher needs experts > top_k \(E=8, k=8"):
             plan(RunLayerOptions(quant=quant), s, 100)
     assert plan(RunLayerOptions(quant="nvfp4"), s, 100)[0].config_class == "TrtllmFp4Config"  # k = E is fine there
 
@@ -409,7 +409,7 @@ def test_fp8_block_grouped_routing_needs_top_k_below_the_selected_groups_experts
 
     s = LayerShapes(num_experts=64, top_k=8, hidden_size=256, intermediate_size=256, routing_method="DeepSeekV3",
                     n_group=8, topk_group=1, routed_scaling_factor=1.0, has_bias=True)
-    with pytest.raises(UnsupportedError, match=r"needs top_k < topk_group·E/n_group = 8$"):
+    with pytest.raises(UnsupportedError, match=r"needs top_k < topk_group·E/n_group = 8 \(k=8;"):
         plan(RunLayerOptions(quant="fp8-block"), s, 100)
     assert plan(RunLayerOptions(quant="fp8-block"), LayerShapes(**{**s.to_dict(), "top_k": 7}), 100)[1] == "FromLogits"
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInputError, EnvironmentError_, UnsupportedError
+from . import trtllm_moe_limits as L
 
 NAME = "flashinfer trtllm-gen routing (trtllm_gen_routing)"
 SOURCE = "flashinfer-python 0.7.2.post1 flashinfer/fused_moe/trtllm_gen_routing.py, jit/fused_moe.py:448"
@@ -73,33 +74,19 @@ METHOD_IDS: dict[str, int] = {
     "SigmoidRenorm": 6, "MiniMax2": 7, "Sigmoid": 8, "TopKSigmoid": 9,
 }
 
-_POLICY = "include/flashinfer/trtllm/fused_moe/RoutingCustomPolicy.cuh"
-# (max experts, max top_k) tiers compiled per routingCustom policy: a size runs iff one tier covers it
-_TIERS_SMALL = ((128, 8), (256, 8))
-TIERS: dict[str, tuple[tuple[tuple[int, int], ...], str]] = {
-    "Default": (_TIERS_SMALL, f"{_POLICY}:832 PolicyTraits<SoftmaxPreprocess, NoOpPostprocess>"),
-    "Renormalize": (((128, 4), (128, 8), (160, 8), (256, 8), (256, 16), (512, 8), (512, 16), (512, 22), (512, 32),
-                     (576, 8), (768, 32), (896, 16), (1024, 32), (2048, 32)),
-                    f"{_POLICY}:840 PolicyTraits<NoOpPreprocess, SoftmaxPostprocess>"),
-    "SigmoidRenorm": (_TIERS_SMALL, f"{_POLICY}:863 PolicyTraits<SigmoidPreprocess, SumNormalizePostprocess>"),
-    "MiniMax2": (((128, 8), (256, 8), (384, 8), (512, 8), (512, 22), (896, 16), (1024, 32)),
-                 f"{_POLICY}:871 PolicyTraits<SigmoidBiasPreprocess, ScaledSumNormalizePostprocess>"),
-    "TopKSigmoid": (_TIERS_SMALL, f"{_POLICY}:887 PolicyTraits<NoOpPreprocess, SigmoidPostprocess>"),
-    "TopK": (_TIERS_SMALL, f"{_POLICY}:896 PolicyTraits<NoOpPreprocess, NoOpPostprocess>"),
-}
-TIERS["RenormalizeNaive"] = TIERS["Renormalize"]  # runner.cu: same policy pair
-TIERS["Sigmoid"] = TIERS["SigmoidRenorm"]
-TIERS["DeepSeekV3-flat"] = TIERS["MiniMax2"]  # runner.cu:82 n_group <= 1 -> routingCustom SigmoidBias
+# compiled tiers per method: the one table in trtllm_moe_limits (shared with check and run-layer)
+TIERS = L.TIERS
 
 _DSV3 = "csrc/fused_moe/trtllm_backend/trtllm_fused_moe_routing_deepseek.cu"
 # grouped DeepSeekV3 (runner.cu:160-161, routing_deepseek.cu:510-546): (predicate, message)
 _GROUPED_LIMITS = (
-    (lambda e, k, g, tg: k <= 22, "top_k ({k}) must be <= 22 (runner.cu:160)"),
-    (lambda e, k, g, tg: tg <= 4, "topk_group ({tg}) must be <= 4 (runner.cu:161)"),
+    (lambda e, k, g, tg: k <= L.GROUPED_MAX_TOP_K, "top_k ({k}) must be <= 22 (runner.cu:160)"),
+    (lambda e, k, g, tg: tg <= L.GROUPED_MAX_TOPK_GROUP, "topk_group ({tg}) must be <= 4 (runner.cu:161)"),
     (lambda e, k, g, tg: e <= 512, f"num_experts ({{e}}) must be <= 512 ({_DSV3}:513)"),
-    (lambda e, k, g, tg: g <= 8, f"n_group ({{g}}) must be <= 8 ({_DSV3}:527)"),
+    (lambda e, k, g, tg: g <= L.GROUPED_MAX_GROUPS, f"n_group ({{g}}) must be <= 8 ({_DSV3}:527)"),
     (lambda e, k, g, tg: e % g == 0, f"num_experts ({{e}}) must be a multiple of n_group ({{g}}) ({_DSV3}:530)"),
-    (lambda e, k, g, tg: e // g <= 32, f"num_experts / n_group ({{epg}}) must be <= 32 ({_DSV3}:533)"),
+    (lambda e, k, g, tg: e // g <= L.GROUPED_MAX_EXPERTS_PER_GROUP,
+     f"num_experts / n_group ({{epg}}) must be <= 32 ({_DSV3}:533)"),
     (lambda e, k, g, tg: tg <= g, f"topk_group ({{tg}}) must be <= n_group ({{g}}) ({_DSV3}:542)"),
     (lambda e, k, g, tg: e % 4 == 0, f"num_experts ({{e}}) must be a multiple of 4 ({_DSV3}:545)"),
     (lambda e, k, g, tg: e // g >= 2, "each group needs >= 2 experts (group score = top-2 sum)"),

@@ -31,6 +31,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..errors import EnvironmentError_, UnsupportedError
+from ..kernels import trtllm_moe_limits as L
 
 _FI = "flashinfer-python 0.7.2.post1 fused_moe/api.py"
 _VLLM_MONO = "vLLM v0.33 TrtLlm*ExpertsMonolithic allow-list (REFERENCE.md §5)"
@@ -129,14 +130,6 @@ EPILOGUES: dict[str, EpilogueSupport] = {
 }
 
 BACKENDS = ("auto", "cutile", "trtllm")
-
-# TRT-LLM in-kernel routing tiers, FlashInfer 0.7.2 (REFERENCE.md §5): method -> (max E, max k)
-ROUTING_TIERS: dict[str, tuple[int, int]] = {
-    "Default": (256, 8), "TopK": (256, 8), "Sigmoid": (256, 8), "SigmoidRenorm": (256, 8), "TopKSigmoid": (256, 8),
-    "Renormalize": (2048, 32), "RenormalizeNaive": (2048, 32),
-    "MiniMax2": (1024, 32), "DeepSeekV3": (1024, 32), "Llama4": (128, 1),
-}
-
 
 def _arch_name(arch: int) -> str:
     return f"SM{arch}"
@@ -247,35 +240,21 @@ def check_kernel_shapes(path: KernelPath, shapes, mode: str) -> None:
     """Shapes the kernel cannot take -> UnsupportedError naming the value."""
     e, k, h, i = shapes.num_experts, shapes.top_k, shapes.hidden_size, shapes.intermediate_size
     check_layer_shapes(shapes)
-    if path.backend == "trtllm" and e % 4:
-        raise UnsupportedError(f"--experts {e}: TRT-LLM MoE kernels need experts % 4 == 0")
-    if path.config_class == "TrtllmFp8BlockConfig" and e <= k:
-        # data/csrc/trtllm_fused_moe_kernel_launcher.cu:4278 Fp8BlockScaleLauncher::check_routing
-        raise UnsupportedError(f"--top-k {k}: {path.config_class}'s launcher needs experts > top_k (E={e})")
+    fp8_block = path.config_class == "TrtllmFp8BlockConfig"  # Fp8BlockScaleLauncher (FP8-block and MXFP8)
+    first = [p for p in (path.backend == "trtllm" and L.experts_mod4_problem(e),
+                         fp8_block and L.launcher_experts_problem(e, k)) if p]
+    if first:
+        raise UnsupportedError(first[0])
     al = SHAPE_ALIGN.get((path.backend, path.quant))
     if al and (h % al.hidden or i % al.intermediate):
         need = (f"both to be multiples of {al.hidden}" if al.hidden == al.intermediate
                 else f"hidden a multiple of {al.hidden} and intermediate a multiple of {al.intermediate}")
         raise UnsupportedError(f"--hidden {h} / --intermediate {i}: {path.config_class} ({path.weight_format}) needs {need}")
     if mode == "FromLogits":
-        m = shapes.routing_method
-        grouped = m == "DeepSeekV3" and (shapes.n_group or 1) > 1
-        if grouped:
-            g, tg = shapes.n_group, shapes.topk_group or 0
-            if e > 256 or e % g or e // g > 32 or g > 8 or tg > 4 or tg > g or k > 22:
-                raise UnsupportedError(
-                    f"grouped DeepSeekV3 routing E={e}, n_group={g}, topk_group={tg}, k={k} is outside the compiled "
-                    "tiers (E <= 256, E/G <= 32, G <= 8, topk_group <= 4, k <= 22)")
-            if path.config_class == "TrtllmFp8BlockConfig" and k >= tg * e // g:
-                # data/csrc/trtllm_fused_moe_kernel_launcher.cu:4258 Fp8BlockScaleLauncher::check_routing
-                raise UnsupportedError(f"--top-k {k}: the FP8-block launcher's grouped DeepSeekV3 routing needs "
-                                       f"top_k < topk_group·E/n_group = {tg * e // g}")
-            if path.quant == "fp8-block" and e <= 384 and k > 8:
-                raise UnsupportedError(f"--top-k {k}: the FP8-block launcher takes k <= 8 with grouped DeepSeekV3 routing")
-        elif m in ROUTING_TIERS:
-            me, mk = ROUTING_TIERS[m]
-            if e > me or k > mk:
-                raise UnsupportedError(f"{m} in-kernel routing takes E <= {me} and k <= {mk}; got E={e}, k={k}")
+        args = (shapes.routing_method, e, k, shapes.n_group, shapes.topk_group)
+        probs = L.tier_problems(*args) + (L.fp8_block_routing_problems(*args) if fp8_block else [])
+        if probs:
+            raise UnsupportedError(f"{shapes.routing_method} in-kernel routing: {probs[0]}")
 
 
 def check_layer_support(path: KernelPath, shapes) -> None:
