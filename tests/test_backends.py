@@ -372,3 +372,36 @@ def test_gate_vocabulary_is_documented():
     doc = (__import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "check.md").read_text()
     for g in B.GATES:
         assert f"`{g}`" in doc, g
+
+
+# Fp8BlockScaleLauncher::check_routing, flashinfer-python 0.7.2.post1 data/csrc/trtllm_fused_moe_kernel_launcher.cu:
+#   :4278  TVM_FFI_ICHECK_GT(args->num_experts, args->top_k) << "num_experts must be greater than top_k";
+#   :4258  TVM_FFI_ICHECK_LT(args->top_k, (args->topk_group * args->num_experts / args->n_group))
+# MXFP8 and DeepSeek FP8-block both launch through it (trtllm_fp8_block_scale_moe).
+@pytest.mark.parametrize("key,scheme", [("trtllm_fp8_block_mono", "fp8_block"), ("trtllm_mxfp8_mono", "mxfp8")])
+def test_fp8_block_launcher_needs_more_experts_than_top_k(key, scheme):
+    v = B.evaluate(row(key), ctx(method="Renormalize", num_experts=8, top_k=8, scheme=scheme), 100)
+    assert not v.supported and v.gate == "limits"
+    assert "experts > top_k (E=8, k=8" in v.reason and "launcher.cu:4278" in v.reason
+    assert B.evaluate(row(key), ctx(method="Renormalize", num_experts=12, top_k=8, scheme=scheme), 100).supported
+
+
+@pytest.mark.parametrize("key,scheme", [("trtllm_fp8_block_mono", "fp8_block"), ("trtllm_mxfp8_mono", "mxfp8")])
+def test_fp8_block_launcher_grouped_top_k_below_kept_groups_experts(key, scheme):
+    # E=64 in 8 groups of 8, topk_group=1: 1*64/8 = 8 experts to pick from, so k=8 fails (8 < 8 is false), k=7 runs
+    c = dict(method="DeepSeekV3", num_experts=64, n_group=8, topk_group=1, scheme=scheme)
+    v = B.evaluate(row(key), ctx(top_k=8, **c), 100)
+    assert not v.supported and v.gate == "limits" and "top_k < topk_group·E/n_group = 8 (k=8" in v.reason
+    assert B.evaluate(row(key), ctx(top_k=7, **c), 100).supported
+    # topk_group=2: 2*64/8 = 16 > 8, the same k=8 runs
+    assert B.evaluate(row(key), ctx(top_k=8, **{**c, "topk_group": 2}), 100).supported
+
+
+def test_the_launcher_checks_are_where_we_cite_them():
+    fi = pytest.importorskip("flashinfer")
+    import os
+
+    cu = open(os.path.join(os.path.dirname(fi.__file__), "data/csrc/trtllm_fused_moe_kernel_launcher.cu")).readlines()
+    assert "TVM_FFI_ICHECK_GT(args->num_experts, args->top_k)" in cu[4278 - 1]
+    assert "TVM_FFI_ICHECK_LT(args->top_k, (args->topk_group * args->num_experts / args->n_group))" in cu[4258 - 1]
+    assert "class Fp8BlockScaleLauncher" in cu[4140 - 1]
