@@ -248,9 +248,13 @@ def test_kernel_shape_limits(kw, match):
 
 
 def test_fused_topk_deepseek_limits():
-    assert K.fused_topk_deepseek_ok(_shapes(num_experts=256, top_k=8, routing_method="DeepSeekV3", n_group=8, topk_group=4), 90)
-    assert not K.fused_topk_deepseek_ok(_shapes(num_experts=384, top_k=8, routing_method="DeepSeekV3", n_group=1, topk_group=1), 90)
-    assert not K.fused_topk_deepseek_ok(_shapes(routing_method="MiniMax2"), 90)
+    from moe_inspect.kernels import fused_topk_deepseek as ftd
+
+    # fused_routing_dsv3.py:160-196: DeepSeek-V3's 256/8/8/4 runs; n_group = topk_group = 1 with k = 8 fails
+    # topk_group * n_group >= topk; only DeepSeekV3 is routed by this kernel
+    assert ftd.supported(90, 256, 8, 8, 4)
+    assert not ftd.supported(90, 384, 8, 1, 1)
+    assert not ftd.supported(90, 256, 8, 8, 4, method="MiniMax2")
 
 
 # ----------------------------------------------------------------------------- API arguments

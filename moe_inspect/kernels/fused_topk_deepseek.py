@@ -75,8 +75,10 @@ def supported(arch: int | None, num_experts: int, top_k: int, n_group: int | Non
 
 
 def run(logits, bias, *, n_group: int | None, topk_group: int | None, top_k: int,
-        routed_scaling_factor: float | None):
+        routed_scaling_factor: float | None, synchronize: bool = True):
     """Route fp32 CUDA ``logits`` [T, E]; returns (ids int32 [T, k], weights fp32 [T, k]).
+
+    ``synchronize`` False leaves the launch asynchronous (run-layer's timed multi-GPU route phase).
 
     ``bias`` None means zeros (the kernel always reads one, as vLLM passes zeros). The logits are
     passed as fp32 and the bias in the same dtype, as the kernel requires.
@@ -94,5 +96,6 @@ def run(logits, bias, *, n_group: int | None, topk_group: int | None, top_k: int
     fused_topk_deepseek(logits, bias, max(int(n_group or 1), 1), max(int(topk_group or 1), 1), int(top_k),
                         float(1.0 if routed_scaling_factor is None else routed_scaling_factor), values, ids,
                         launch_with_pdl=False)
-    torch.cuda.synchronize()
+    if synchronize:
+        torch.cuda.synchronize()
     return ids, values.float()

@@ -312,19 +312,14 @@ def route_tokens(shapes, logits, bias, *, arch: int):
     ``fused_topk_deepseek`` for grouped DeepSeekV3 where it runs, else our reference router."""
     import torch
 
+    from ..kernels import fused_topk_deepseek as ftd
     from ..reference.routers import route
-    from .kernels import fused_topk_deepseek_ok
 
-    if shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1 and fused_topk_deepseek_ok(shapes, arch):
-        from flashinfer.fused_moe import fused_topk_deepseek
-
-        t = logits.shape[0]
-        vals = torch.empty((t, shapes.top_k), dtype=torch.float32, device=logits.device)
-        ids = torch.empty((t, shapes.top_k), dtype=torch.int32, device=logits.device)
-        b = bias if bias is not None else torch.zeros(shapes.num_experts, device=logits.device)
-        fused_topk_deepseek(logits.float().contiguous(), b.float().contiguous(), shapes.n_group, shapes.topk_group,
-                            shapes.top_k, float(shapes.routed_scaling_factor or 1.0), vals, ids)
-        return ids, vals
+    if (shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1
+            and ftd.supported(arch, shapes.num_experts, shapes.top_k, shapes.n_group, shapes.topk_group)):
+        # no host sync: this runs inside the timed "route" phase
+        return ftd.run(logits, bias, n_group=shapes.n_group, topk_group=shapes.topk_group, top_k=shapes.top_k,
+                       routed_scaling_factor=shapes.routed_scaling_factor, synchronize=False)
     r = route(shapes.routing_method, logits, top_k=shapes.top_k, bias=bias, n_group=shapes.n_group,
               topk_group=shapes.topk_group, routed_scaling_factor=shapes.routed_scaling_factor,
               norm_topk_prob=shapes.norm_topk_prob, output_dtype=torch.bfloat16)

@@ -285,15 +285,6 @@ def activation_config(fi, shapes):
     return fi.SwiGLU(alpha=act.alpha, beta=act.beta, limit=limit)
 
 
-def fused_topk_deepseek_ok(shapes, arch: int) -> bool:
-    """Whether FlashInfer's ``fused_topk_deepseek`` can route this layer on ``arch`` (its one home:
-    moe_inspect.kernels.fused_topk_deepseek)."""
-    from ..kernels import fused_topk_deepseek as ftd
-
-    return ftd.supported(arch, shapes.num_experts, shapes.top_k, shapes.n_group, shapes.topk_group,
-                         method=shapes.routing_method)
-
-
 # ----------------------------------------------------------------------------- the real API
 def flashinfer_namespace() -> SimpleNamespace:
     """FlashInfer's public MoE API as a namespace; EnvironmentError_ when it cannot be imported."""
