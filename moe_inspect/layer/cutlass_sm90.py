@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..errors import EnvironmentError_, UnsupportedError
 from . import kernels as _K
-from .kernels import EpilogueSupport, KernelPath
+from .kernels import KernelPath
 
 MODULE = "fused_moe_90"
 _FI = "flashinfer-python 0.7.2.post1"
@@ -48,14 +48,6 @@ HOW_TO_GET = ("install FlashInfer's prebuilt kernels (`flashinfer install-jit-ca
 CUTLASS_SM90_FP8_BLOCK = KernelPath(
     "fp8-block", True, "cutlass", (90,), "CutlassFp8BlockConfig", "DeepSeekFp8", "DeepSeekFp8",
     "cutlass_fp8_block", (), source=f"{_FI} fused_moe/api.py:1577 CutlassFp8BlockConfig; runners.py:2594")
-
-
-# what the CUTLASS runner does with SwiGLU scalars and expert biases; registered beside the cuTile/TRT-LLM rows
-# so kernels.check_layer_support treats this config like the others
-_K.EPILOGUES.setdefault("CutlassFp8BlockConfig", EpilogueSupport(
-    "CutlassFp8BlockConfig", True, False,
-    f"{_FI} fused_moe/runners.py CutlassFp8BlockRunner: supported_activation_classes = _CUTLASS_SEMANTIC_ACTIVATIONS "
-    "(SwiGLU with alpha/beta/limit); run-layer passes no expert biases"))
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,11 @@ EPILOGUES: dict[str, EpilogueSupport] = {
         EpilogueSupport("TrtllmFp8PerTensorConfig", False, False,
                         "flashinfer-python 0.7.2.post1 fused_moe/runners.py TrtllmFp8PerTensorRunner."
                         "_check_activation_parameters: cannot represent non-default SwiGLU scalars"),
+        # SM90 CUTLASS FP8-block (layer/cutlass_sm90.py, only where fused_moe_90 is already built)
+        EpilogueSupport("CutlassFp8BlockConfig", True, False,
+                        "flashinfer-python 0.7.2.post1 fused_moe/runners.py CutlassFp8BlockRunner: "
+                        "supported_activation_classes = _CUTLASS_SEMANTIC_ACTIVATIONS (SwiGLU with alpha/beta/limit); "
+                        "run-layer passes no expert biases"),
     )
 }
 
