@@ -79,11 +79,12 @@ def register(app: typer.Typer) -> None:
 def _execute(opts, shard, *, compare_tp_ep: bool, json_out: bool) -> None:
     """Run on one GPU, or on N with ``shard`` (layer/distributed.py); print; exit 1 on a failed verdict."""
     from ..layer.runner import run_layer as _run
+    from ..stdio import library_output_to_stderr
 
     if shard is not None:  # N GPUs, one process each (layer/distributed.py)
         from ..layer.distributed import is_primary, render, run_distributed
 
-        with progress(True) as update:
+        with progress(True) as update, library_output_to_stderr():  # FlashInfer's C++ logs to stdout
             dres = run_distributed(opts, shard, compare=compare_tp_ep, progress=update)
         if not is_primary():
             return
@@ -91,7 +92,7 @@ def _execute(opts, shard, *, compare_tp_ep: bool, json_out: bool) -> None:
         if not dres["passed"]:
             raise typer.Exit(1)
         return
-    with progress(True) as update:
+    with progress(True) as update, library_output_to_stderr():  # FlashInfer's C++ logs to stdout
         result = _run(opts, progress=update)
     data = result.to_dict()
     if json_out:

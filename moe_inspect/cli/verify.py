@@ -147,9 +147,11 @@ def verify(
     tokens through it and through the reference for the resolved RoutingMethodType, and
     compares expert ids (exactly) and weights (fp32, atol 1e-5 / rtol 1e-4).
     """
+    from ..stdio import library_output_to_stderr
     from ..verify import verify_model
 
-    with out.status() as update:
+    # --kernel: FlashInfer's C++ logs to stdout (spdlog); it goes to stderr so stdout holds only our output
+    with out.status() as update, library_output_to_stderr(kernel):
         result = verify_model(model, tokens=tokens, seed=seed, method=method, revision=revision,
                               offline=True if offline else None, vllm_version=vllm_version,
                               flashinfer_version=flashinfer_version, kernel=kernel, logit_scale=logit_scale,
