@@ -107,14 +107,7 @@ def time_peer(peer: GroupedMMPeer, sets, *, repeat_ms: float, reference=None, to
     out0 = calls[0]()
     for c in calls[1:]:
         c()
-    torch.cuda.synchronize()
-    ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    ev0.record()
-    for c in calls:
-        c()
-    ev1.record()
-    torch.cuda.synchronize()
-    est = ev0.elapsed_time(ev1) / len(calls)
+    est = T.estimate_call_ms(calls, torch)
     st = T.bench_cycled(calls, repeat_time_ms=repeat_ms, est_call_ms=est, bench=bench)
     d = {"name": PEER_NAME, "weights": peer_weights_note(quant), "median_us": st.median_us, "p10_us": st.p10_us,
          "p90_us": st.p90_us, "token_sets": st.token_sets,

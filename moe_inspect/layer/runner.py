@@ -641,19 +641,12 @@ def _time_calls(ctx: RunContext, fns, n: int, k_sets: int):
     """CUDA-graph timing of ``fns`` cycled round-robin (each run once outside the graph first)."""
     from . import timing as T
 
-    torch = ctx.torch
     with _tune_ctx(ctx.opts.autotune, ctx):
         for f in fns:  # every set once outside the graph (compiles any shape variant, tunes if asked)
             f()
-    torch.cuda.synchronize()
-    ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    ev0.record()
-    for f in fns:
-        f()
-    ev1.record()
-    torch.cuda.synchronize()
+    est = T.estimate_call_ms(fns, ctx.torch)
     ctx.say(f"T={n}: timing ({k_sets} token sets, CUDA graphs)")
-    return T.bench_cycled(fns, repeat_time_ms=ctx.opts.repeat_ms, est_call_ms=ev0.elapsed_time(ev1) / len(fns))
+    return T.bench_cycled(fns, repeat_time_ms=ctx.opts.repeat_ms, est_call_ms=est)
 
 
 def _run_notes(ctx: RunContext, w) -> list[str]:

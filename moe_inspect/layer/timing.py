@@ -62,6 +62,19 @@ def token_sets_for_cold_l2(bytes_per_call: float, l2_bytes: int, *, cap: int = 1
     return max(2, min(cap, math.ceil(2 * l2_bytes / bytes_per_call) + 1))
 
 
+def estimate_call_ms(calls: Sequence[Callable[[], object]], torch) -> float:
+    """Mean eager time of one call (CUDA events around one pass over ``calls``, after a sync):
+    sizes :func:`bench_cycled`'s iteration counts. Run every call once before (compiles, warms)."""
+    torch.cuda.synchronize()
+    ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    ev0.record()
+    for c in calls:
+        c()
+    ev1.record()
+    torch.cuda.synchronize()
+    return ev0.elapsed_time(ev1) / len(calls)
+
+
 def bench_cycled(calls: Sequence[Callable[[], object]], *, repeat_time_ms: float = 100, dry_run_time_ms: float = 25,
                  min_calls_per_graph: int = 10, min_samples: int = 20, est_call_ms: float | None = None,
                  bench=None) -> TimingStats:
