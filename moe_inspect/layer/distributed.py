@@ -359,21 +359,15 @@ def _rank_work(rank: int, world: int, p: _Payload, say) -> dict:
             pass
 
 
-def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_moe, shared_expert_forward,
-               tolerance_for, LayerWeights, load_checkpoint_layer, random_layer) -> dict:
-    opts, shapes, path = p.opts, p.shapes, p.path
-    major, minor = torch.cuda.get_device_capability(dev)
-    arch = major * 10 + minor
-    fi = K.flashinfer_namespace()
-    say(f"{world} ranks: weights ({opts.quant})")
-    t0 = time.perf_counter()
+def _rank_weights(p: _Payload, dev, world: int, torch, dist, load_checkpoint_layer, random_layer):
+    """The whole layer on this rank (checkpoint or seeded random), checked identical on every rank."""
+    opts, shapes = p.opts, p.shapes
     if opts.weights == "checkpoint":
         from pathlib import Path
 
         w = load_checkpoint_layer(Path(p.model_path), shapes, opts.quant, layer=p.layer, device=dev)
     else:
         w = random_layer(shapes, opts.quant, seed=opts.seed, device=dev)
-    load_s = time.perf_counter() - t0
     # every rank must hold the same layer: compare a fingerprint
     fp = torch.stack([w.tensors["w1"][0].float().sum(), w.tensors["w2"][-1].float().sum(),
                       w.router_weight.float().sum()]).to(torch.float64)
@@ -381,14 +375,13 @@ def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_m
     dist.all_gather(fps, fp)
     if any(not torch.equal(fps[0], f) for f in fps):
         raise EnvironmentError_("the ranks generated different weights from the same seed (GPU models differ?)")
-    bias = w.router_bias.float() if w.router_bias is not None else None
-    full_ebytes = w.expert_bytes()
+    return w
+
+
+def _scheme_layers(p: _Payload, w, *, rank: int, world: int, dev, fi, dist, K, LayerWeights, route, say) -> list:
+    """One ShardedMoE per scheme of ``p.plans``: [(plan, layer, shard expert bytes, shard shapes)]."""
+    opts, shapes, path = p.opts, p.shapes, p.path
     hsz, k, e, inter = shapes.hidden_size, shapes.top_k, shapes.num_experts, shapes.intermediate_size
-
-    def route(x):
-        return route_tokens(shapes, w.router_logits(x), bias, arch=arch)
-
-    # ---- one ShardedMoE per scheme
     layers = []
     for plan in p.plans:
         if plan.scheme == "tp":
@@ -419,6 +412,74 @@ def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_m
                                         expert_call=call, route=route, dist=dist, device=dev, ep_range=ep_range),
                        rw.expert_bytes(), rshapes))
         del tensors
+    return layers
+
+
+def _time_phases(layer, mine: list, *, iters_min: int, repeat_ms: float, dev, torch, dist) -> dict:
+    """Per-phase medians (µs) of ``layer.forward`` over the token sets, ranks aligned by a barrier each
+    iteration; the iteration count (same on every rank) sized to ~``repeat_ms`` after 3 iterations."""
+    samples = {ph: [] for ph in PHASES + ("total",)}
+    bytes_d, bytes_c, pairs = [], [], []
+    est = None
+    it, iters = 0, iters_min
+    while it < iters:
+        torch.cuda.synchronize()
+        dist.barrier()
+        evs = [torch.cuda.Event(enable_timing=True) for _ in range(5)]
+        layer.forward(mine[it % len(mine)], evs)
+        evs[4].synchronize()
+        ms = [evs[i].elapsed_time(evs[i + 1]) for i in range(4)]
+        for ph, v in zip(PHASES, ms):
+            samples[ph].append(v * 1000.0)
+        samples["total"].append(evs[0].elapsed_time(evs[4]) * 1000.0)
+        bytes_d.append(layer.last["dispatch_bytes"])
+        bytes_c.append(layer.last["combine_bytes"])
+        pairs.append(layer.last["pairs"])
+        it += 1
+        if it == 3 and est is None:  # size the run to ~repeat_ms, same count on every rank
+            est_t = torch.tensor([_median(samples["total"])], device=dev)
+            dist.all_reduce(est_t, op=dist.ReduceOp.MAX)
+            est = float(est_t) / 1000.0
+            iters = max(iters_min, min(200, int(repeat_ms / max(est, 1e-3))))
+    stats = {ph: _median(v) for ph, v in samples.items()}
+    stats.update(dispatch_bytes=_median(bytes_d), combine_bytes=_median(bytes_c), pairs=_median(pairs),
+                 iterations=iters)
+    return stats
+
+
+def _rank0_accuracy(layer, out, plan, split, *, rank, world, x0, w, tol, dist, torch, compare, reference_moe,
+                    shared_expert_forward) -> dict | None:
+    """Gather the outputs and routing of every rank to rank 0 and compare with the whole layer's reference."""
+    ids, wts = layer.last["ids"], layer.last["wts"]
+    if plan.dp > 1:
+        out, ids, wts = (_gather_rows(dist, t, split, world, torch) for t in (out, ids, wts))
+    if rank != 0:
+        return None
+    got = out.float()
+    if w.shared_w1 is not None:
+        got = got + shared_expert_forward(x0, w.shared_w1, w.shared_w2)
+    return compare(got, reference_moe(x0, ids, wts, w), tol).to_dict()
+
+
+def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_moe, shared_expert_forward,
+               tolerance_for, LayerWeights, load_checkpoint_layer, random_layer) -> dict:
+    opts, shapes, path = p.opts, p.shapes, p.path
+    major, minor = torch.cuda.get_device_capability(dev)
+    arch = major * 10 + minor
+    fi = K.flashinfer_namespace()
+    say(f"{world} ranks: weights ({opts.quant})")
+    t0 = time.perf_counter()
+    w = _rank_weights(p, dev, world, torch, dist, load_checkpoint_layer, random_layer)
+    load_s = time.perf_counter() - t0
+    bias = w.router_bias.float() if w.router_bias is not None else None
+    full_ebytes = w.expert_bytes()
+    hsz, k, e = shapes.hidden_size, shapes.top_k, shapes.num_experts
+
+    def route(x):
+        return route_tokens(shapes, w.router_logits(x), bias, arch=arch)
+
+    layers = _scheme_layers(p, w, rank=rank, world=world, dev=dev, fi=fi, dist=dist, K=K, LayerWeights=LayerWeights,
+                            route=route, say=say)
     from .tuning import cache_file, cached_entries, tune_context, tuning_status
 
     tfile = cache_file(fi.version, arch)
@@ -451,52 +512,14 @@ def _rank_body(rank, world, p, say, dev, torch, dist, K, T, compare, reference_m
                     layer.forward(x)
             torch.cuda.synchronize()
             first_s = time.perf_counter() - t1
-            # accuracy on set 0: gather the outputs and routing of every rank to rank 0
-            out = layer.forward(mine[0])
-            ids, wts = layer.last["ids"], layer.last["wts"]
-            if plan.dp > 1:
-                out_all = _gather_rows(dist, out, split, world, torch)
-                ids_all = _gather_rows(dist, ids, split, world, torch)
-                wts_all = _gather_rows(dist, wts, split, world, torch)
-            else:
-                out_all, ids_all, wts_all = out, ids, wts
-            acc = None
-            if rank == 0:
-                x0 = sets[0]
-                got = out_all.float()
-                if w.shared_w1 is not None:
-                    got = got + shared_expert_forward(x0, w.shared_w1, w.shared_w2)
-                ref = reference_moe(x0, ids_all, wts_all, w)
-                acc = compare(got, ref, tol).to_dict()
-                del ref, got
-            # timing
+            # accuracy on set 0
+            acc = _rank0_accuracy(layer, layer.forward(mine[0]), plan, split, rank=rank, world=world, x0=sets[0], w=w,
+                                  tol=tol, dist=dist, torch=torch, compare=compare, reference_moe=reference_moe,
+                                  shared_expert_forward=shared_expert_forward)
             say(f"{plan.label} T={n_tok}: timing")
-            samples = {ph: [] for ph in PHASES + ("total",)}
-            bytes_d, bytes_c, pairs = [], [], []
-            est = None
-            it, iters = 0, p.iters_min
-            while it < iters:
-                torch.cuda.synchronize()
-                dist.barrier()
-                evs = [torch.cuda.Event(enable_timing=True) for _ in range(5)]
-                layer.forward(mine[it % len(mine)], evs)
-                evs[4].synchronize()
-                ms = [evs[i].elapsed_time(evs[i + 1]) for i in range(4)]
-                for ph, v in zip(PHASES, ms):
-                    samples[ph].append(v * 1000.0)
-                samples["total"].append(evs[0].elapsed_time(evs[4]) * 1000.0)
-                bytes_d.append(layer.last["dispatch_bytes"])
-                bytes_c.append(layer.last["combine_bytes"])
-                pairs.append(layer.last["pairs"])
-                it += 1
-                if it == 3 and est is None:  # size the run to ~repeat_ms, same count on every rank
-                    est_t = torch.tensor([_median(samples["total"])], device=dev)
-                    dist.all_reduce(est_t, op=dist.ReduceOp.MAX)
-                    est = float(est_t) / 1000.0
-                    iters = max(p.iters_min, min(200, int(opts.repeat_ms / max(est, 1e-3))))
-            mine_stats = {ph: _median(v) for ph, v in samples.items()}
-            mine_stats.update(dispatch_bytes=_median(bytes_d), combine_bytes=_median(bytes_c), pairs=_median(pairs),
-                              first_call_s=first_s, iterations=iters, token_sets=n_sets, tokens_local=cnt)
+            mine_stats = _time_phases(layer, mine, iters_min=p.iters_min, repeat_ms=opts.repeat_ms, dev=dev,
+                                      torch=torch, dist=dist)
+            mine_stats.update(first_call_s=first_s, token_sets=n_sets, tokens_local=cnt)
             per_rank = [None] * world
             dist.all_gather_object(per_rank, mine_stats)
             if rank == 0:
@@ -547,6 +570,48 @@ def _scheme_row(plan: ShardPlan, per_rank: list[dict], acc, tokens: int, hidden:
 
 
 # ----------------------------------------------------------------------------- entry point
+def _check_shards(plans, path, shapes, quant: str) -> None:
+    """Every rank's shard must be a shape the kernel takes (no GPU work)."""
+    from .kernels import check_kernel_shapes, check_layer_support
+    from .weights import check_quant_shapes
+
+    for pl in plans:
+        if pl.scheme == "tp":
+            _, n = tp_slice(shapes.intermediate_size, pl.moe_tp, 0)
+            rs = replace(shapes, intermediate_size=n)
+            check_quant_shapes(rs, quant)
+            check_kernel_shapes(path, rs, "PackedPrecomputed")
+        else:
+            for first, count in expert_ranges(shapes.num_experts, pl.moe_ep):
+                rs = replace(shapes, num_experts=count, top_k=1, routing_method="Renormalize", n_group=None,
+                             topk_group=None)
+                check_kernel_shapes(path, rs, "PackedPrecomputed")
+        check_layer_support(path, shapes)
+
+
+def _notes(shapes, path, plans, tuning_note: str) -> list[str]:
+    """What the multi-GPU numbers include and how they were made, for the result."""
+    notes = [
+        "routed experts only in the timing; " + ("the shared expert is computed with torch (bf16) and added "
+                                                "before the check" if shapes.num_shared_experts else "no shared expert"),
+        "route = router GEMM + top-k as on one GPU ("
+        + ("flashinfer fused_topk_deepseek" if shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1
+           else "moe_inspect reference router in torch, not a fused kernel") + ")",
+        "EP: FlashInfer's cuTile runners take no local expert offset, so each rank's experts run as an "
+        "E_local-expert FlashInfer layer over its (token, expert) pairs with top-k 1; the per-row sums are "
+        "inside 'experts'" if path.backend == "cutile" and any(pl.scheme != "tp" for pl in plans) else None,
+        "all-to-all: NCCL all_to_all_single of bf16 rows + k ids/weights, split sizes copied to the host "
+        "first (one sync per dispatch); vLLM's default all2all backend (allgather_reducescatter) would "
+        "all-gather every token to every rank instead" if any(pl.scheme == "ep-a2a" for pl in plans) else None,
+        "phase times: eager (host launch gaps included, no CUDA graph: the all-to-all needs its split sizes on "
+        "the host), CUDA events, median over iterations per rank, max over ranks; a rank's combine includes "
+        "waiting for the slowest rank's experts; link GB/s = bytes a rank sends to other ranks / phase time "
+        "(all-reduce: NCCL bus bytes 2(N-1)/N·T·H·2)",
+        tuning_note,
+    ]
+    return [n for n in notes if n]
+
+
 def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: Callable[[str], None] | None = None,
                     describe: Callable | None = None) -> dict:
     """Run the layer sharded per ``plan`` (and its TP/EP companion when ``compare``); the result dict.
@@ -554,10 +619,8 @@ def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: C
     Checks on this process first (no GPU work): options, shapes per rank, the kernel path, the GPU
     count or the torchrun world; then spawns the ranks (or runs this torchrun rank).
     """
-    from .kernels import check_kernel_shapes, check_layer_support
     from .runner import check_options, cuda_arch, plan as plan_path, resolve_shapes
     from .sharding import companion
-    from .weights import check_quant_shapes
 
     say = progress or (lambda m: None)
     check_options(opts)
@@ -576,18 +639,7 @@ def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: C
     check_world(plan, device_count=torch.cuda.device_count())
     popts = replace(opts, precomputed_routing=True)  # the ids feed the dispatch
     path, _ = plan_path(popts, shapes, arch)
-    for pl in plans:  # every rank's shard must be a shape the kernel takes
-        if pl.scheme == "tp":
-            _, n = tp_slice(shapes.intermediate_size, pl.moe_tp, 0)
-            rs = replace(shapes, intermediate_size=n)
-            check_quant_shapes(rs, opts.quant)
-            check_kernel_shapes(path, rs, "PackedPrecomputed")
-        else:
-            for first, count in expert_ranges(shapes.num_experts, pl.moe_ep):
-                rs = replace(shapes, num_experts=count, top_k=1, routing_method="Renormalize", n_group=None,
-                             topk_group=None)
-                check_kernel_shapes(path, rs, "PackedPrecomputed")
-        check_layer_support(path, shapes)
+    _check_shards(plans, path, shapes, opts.quant)
     if shapes.expert_bias:
         raise BadInputError("expert GEMM biases: the multi-GPU layer does not shard them (no FlashInfer runner here "
                             "takes them)")
@@ -602,24 +654,7 @@ def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: C
     if not res:
         return {}
     passed = all(s["accuracy"] and s["accuracy"]["passed"] for r in res["rows"] for s in r["schemes"])
-    notes = [
-        "routed experts only in the timing; " + ("the shared expert is computed with torch (bf16) and added "
-                                                "before the check" if shapes.num_shared_experts else "no shared expert"),
-        "route = router GEMM + top-k as on one GPU ("
-        + ("flashinfer fused_topk_deepseek" if shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1
-           else "moe_inspect reference router in torch, not a fused kernel") + ")",
-        "EP: FlashInfer's cuTile runners take no local expert offset, so each rank's experts run as an "
-        "E_local-expert FlashInfer layer over its (token, expert) pairs with top-k 1; the per-row sums are "
-        "inside 'experts'" if path.backend == "cutile" and any(pl.scheme != "tp" for pl in plans) else None,
-        "all-to-all: NCCL all_to_all_single of bf16 rows + k ids/weights, split sizes copied to the host "
-        "first (one sync per dispatch); vLLM's default all2all backend (allgather_reducescatter) would "
-        "all-gather every token to every rank instead" if any(pl.scheme == "ep-a2a" for pl in plans) else None,
-        "phase times: eager (host launch gaps included, no CUDA graph: the all-to-all needs its split sizes on "
-        "the host), CUDA events, median over iterations per rank, max over ranks; a rank's combine includes "
-        "waiting for the slowest rank's experts; link GB/s = bytes a rank sends to other ranks / phase time "
-        "(all-reduce: NCCL bus bytes 2(N-1)/N·T·H·2)",
-        res["tuning"]["note"],
-    ]
+    notes = _notes(shapes, path, plans, res["tuning"]["note"])
     return {
         "model": desc.model.id if desc else None, "layer": layer, "shapes": shapes.to_dict(), "quant": opts.quant,
         "path": path.to_dict(), "plans": [pl.to_dict() for pl in plans],
@@ -629,7 +664,7 @@ def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: C
         "launcher": "torchrun" if tr is not None else "spawn",
         "env": dict(NO_MULTICAST_ENV),
         "rows": res["rows"], "passed": passed, "verdict": "pass" if passed else "fail",
-        "notes": [n for n in notes if n],
+        "notes": notes,
     }
 
 
