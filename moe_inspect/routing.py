@@ -832,6 +832,24 @@ def _pattern_warnings(spec: MoESpec, method: str) -> tuple[list[str], list[str],
     return warnings, notes, ok
 
 
+def _method_and_rule(spec: MoESpec, vv: str, label: str, vl):
+    """(router, method, rule, the get_routing_method_type inputs or {}) for ``spec`` under vLLM ``vv``."""
+    _, table_name = METHOD_TABLES[vv]
+    renorm = bool(spec.renormalize)
+    router = _select_router(spec, vv, renorm)
+    inputs = dict(router.inputs)
+    if router.method == "__custom__":
+        method, why = _custom_method(spec, renorm, dict(vl.members))
+        return router, method, f"{router.why} -> {method} ({why}; vLLM {label} CustomRoutingRouter)", {}
+    if router.method is not None:  # get_routing_method_type is not consulted
+        return router, router.method, f"{router.why} -> {router.method} (vLLM {label} {router.name})", {}
+    method, row = get_routing_method_type(
+        inputs["scoring_func"], inputs["top_k"], inputs["renormalize"],
+        inputs["num_expert_group"], inputs["has_e_score_bias"],
+        inputs["routed_scaling_factor"], vv)
+    return router, method, f"{row.why} -> {method} ({table_name}; {router.name}: {router.why})", inputs
+
+
 def resolve(
     spec: MoESpec,
     vllm_version: str = DEFAULT_VLLM,
@@ -845,25 +863,7 @@ def resolve(
     normalize_flashinfer_version(flashinfer_version)  # validates; BadInputError names the accepted ones
     vl = vllm_layout(vv)
     fl = flashinfer_layout(flashinfer_version)
-    _, table_name = METHOD_TABLES[vv]
-    renorm = bool(spec.renormalize)
-
-    router = _select_router(spec, vv, renorm)
-    inputs = dict(router.inputs)
-    if router.method == "__custom__":
-        method, why = _custom_method(spec, renorm, dict(vl.members))
-        rule = f"{router.why} -> {method} ({why}; vLLM {label} CustomRoutingRouter)"
-        inputs = {}  # get_routing_method_type is not consulted
-    elif router.method is not None:
-        method = router.method
-        rule = f"{router.why} -> {method} (vLLM {label} {router.name})"
-        inputs = {}
-    else:
-        method, row = get_routing_method_type(
-            inputs["scoring_func"], inputs["top_k"], inputs["renormalize"],
-            inputs["num_expert_group"], inputs["has_e_score_bias"],
-            inputs["routed_scaling_factor"], vv)
-        rule = f"{row.why} -> {method} ({table_name}; {router.name}: {router.why})"
+    router, method, rule, inputs = _method_and_rule(spec, vv, label, vl)
 
     vllm_value = vl.members.get(method)
     fi_members = dict(fl.members)
