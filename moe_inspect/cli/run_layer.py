@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .options import JsonOpt, OfflineOpt
-from .output import console, handle_errors, print_json, progress
+from .output import console, fmt_value, handle_errors, print_json, progress
 
 _QUANT_HELP = "Weight format: bf16, fp8 (per-tensor), fp8-block (128x128), nvfp4, mxfp4, mxfp8."
 _EPILOG = (
@@ -109,7 +109,9 @@ def _agreement(r: dict) -> str:
 
 
 def _fmt(v, spec: str = ".1f") -> str:
-    return "–" if v is None else format(v, spec)
+    """THE formatter (cli/output.fmt_value) with run-layer's "–" placeholder; numbers always with ``spec``."""
+    return fmt_value(float(v) if isinstance(v, int) and not isinstance(v, bool) else v, placeholder="–",
+                     float_spec=spec)
 
 
 def _render(d: dict) -> None:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from ..errors import BadInputError, EnvironmentError_, MoeInspectError, UnsupportedError
+from ..errors import BadInputError, EnvironmentError_, MoeInspectError, UnsupportedError, debug_enabled
 from ..extras import require, require_installed
 from . import DEFAULT_TOKENS, QUANT_FORMATS
 
@@ -517,7 +517,7 @@ def run_layer(opts: RunLayerOptions, *, progress: Callable[[str], None] | None =
         raise
     except Exception as e:
         mapped = error_for(e)
-        if mapped is None or os.environ.get("MOE_INSPECT_DEBUG", "").strip() not in ("", "0", "false", "no"):
+        if mapped is None or debug_enabled():
             raise
         raise mapped from None
 
