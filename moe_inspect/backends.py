@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .deploy.layout import Layout, default_layout
+from .kernels import unified_api as A
 
 VLLM_VERSION = "0.33"
 FLASHINFER_VERSION = "0.7.2.post1"  # the version vLLM v0.33 pins and this table describes
@@ -557,45 +558,47 @@ class UnifiedConfig:
     name: str  # class name in flashinfer.fused_moe.api
     runner: str  # "trtllm" | "cutlass" | "cutile" | "cute_dsl"
     schemes: tuple[str, ...]
-    archs: frozenset[int]  # supported(arch) is True for these (within ALL_ARCHS + 89)
+    archs: frozenset[int]  # supported(arch) is True for these
     routing_from_logits: bool  # RoutingInputMode.FromLogits possible (TRTLLM runners only)
     source: str = _FI + "flashinfer/fused_moe/api.py (supported(arch)); REFERENCE §6"
 
 
 _TRTLLM_ROUTED = frozenset({100, 103})
+# supported(arch) of FlashInfer's configs: one home, moe_inspect/kernels/unified_api.py (run-layer reads it too)
 UNIFIED_CONFIGS: tuple[UnifiedConfig, ...] = (
-    UnifiedConfig("TrtllmFp4Config", "trtllm", ("nvfp4", "mxfp4"), _TRTLLM_ROUTED, True),
-    UnifiedConfig("TrtllmFp8BlockConfig", "trtllm", ("fp8_block", "mxfp8"), _TRTLLM_ROUTED, True),
-    UnifiedConfig("TrtllmFp8PerTensorConfig", "trtllm", ("fp8_per_tensor",), _TRTLLM_ROUTED, True),
-    UnifiedConfig("TrtllmBf16Config", "trtllm", ("bf16",), _TRTLLM_ROUTED, True),
-    UnifiedConfig("TrtllmMxInt4Config", "trtllm", ("int4",), _TRTLLM_ROUTED, True),
-    UnifiedConfig("CutlassBf16Config", "cutlass", ("bf16",), frozenset({89, 90, 100, 103, 120, 121}), False),
-    UnifiedConfig("CutlassFp8PerTensorConfig", "cutlass", ("fp8_per_tensor",), frozenset({89, 90, 100, 103, 120, 121}),
+    UnifiedConfig("TrtllmFp4Config", "trtllm", ("nvfp4", "mxfp4"), A.archs("TrtllmFp4Config"), True),
+    UnifiedConfig("TrtllmFp8BlockConfig", "trtllm", ("fp8_block", "mxfp8"), A.archs("TrtllmFp8BlockConfig"), True),
+    UnifiedConfig("TrtllmFp8PerTensorConfig", "trtllm", ("fp8_per_tensor",), A.archs("TrtllmFp8PerTensorConfig"), True),
+    UnifiedConfig("TrtllmBf16Config", "trtllm", ("bf16",), A.archs("TrtllmBf16Config"), True),
+    UnifiedConfig("TrtllmMxInt4Config", "trtllm", ("int4",), A.archs("TrtllmMxInt4Config"), True),
+    UnifiedConfig("CutlassBf16Config", "cutlass", ("bf16",), A.archs("CutlassBf16Config"), False),
+    UnifiedConfig("CutlassFp8PerTensorConfig", "cutlass", ("fp8_per_tensor",), A.archs("CutlassFp8PerTensorConfig"),
                   False),
-    UnifiedConfig("CutlassFp8BlockConfig", "cutlass", ("fp8_block",), frozenset({90}), False),
-    UnifiedConfig("CutlassW4A16Config", "cutlass", ("mxfp4",), frozenset({90}), False),
-    UnifiedConfig("CutlassW4A8Config", "cutlass", ("int4",), frozenset({90}), False),
-    UnifiedConfig("CutlassHummingConfig", "cutlass", ("mxfp4",), frozenset({90}), False),
-    UnifiedConfig("CuTileBf16Config", "cutile", ("bf16",), frozenset({89, 90, 120, 121}), False),
-    UnifiedConfig("CuTileFp8PerTensorBf16Config", "cutile", ("fp8_per_tensor",), frozenset({89, 90, 120, 121}), False),
-    UnifiedConfig("CuTileMxfp4Bf16Config", "cutile", ("mxfp4",), frozenset({89, 90, 120, 121}), False),
-    UnifiedConfig("CuTileMxfp8Bf16Config", "cutile", ("mxfp8",), frozenset({89, 90, 120, 121}), False),
-    UnifiedConfig("CuTileNvfp4Bf16Config", "cutile", ("nvfp4",), frozenset({89, 90, 120, 121}), False),
+    UnifiedConfig("CutlassFp8BlockConfig", "cutlass", ("fp8_block",), A.archs("CutlassFp8BlockConfig"), False),
+    UnifiedConfig("CutlassW4A16Config", "cutlass", ("mxfp4",), A.archs("CutlassW4A16Config"), False),
+    UnifiedConfig("CutlassW4A8Config", "cutlass", ("int4",), A.archs("CutlassW4A8Config"), False),
+    UnifiedConfig("CutlassHummingConfig", "cutlass", ("mxfp4",), A.archs("CutlassHummingConfig"), False),
+    UnifiedConfig("CuTileBf16Config", "cutile", ("bf16",), A.archs("CuTileBf16Config"), False),
+    UnifiedConfig("CuTileFp8PerTensorBf16Config", "cutile", ("fp8_per_tensor",), A.archs("CuTileFp8PerTensorBf16Config"),
+                  False),
+    UnifiedConfig("CuTileMxfp4Bf16Config", "cutile", ("mxfp4",), A.archs("CuTileMxfp4Bf16Config"), False),
+    UnifiedConfig("CuTileMxfp8Bf16Config", "cutile", ("mxfp8",), A.archs("CuTileMxfp8Bf16Config"), False),
+    UnifiedConfig("CuTileNvfp4Bf16Config", "cutile", ("nvfp4",), A.archs("CuTileNvfp4Bf16Config"), False),
     UnifiedConfig("CuteDslConfig", "cute_dsl", ("nvfp4",), _TRTLLM_ROUTED, False),
     # the rest of FlashInfer 0.7.2.post1's ALL_BACKEND_CONFIGS, read from flashinfer/fused_moe/api.py
     # (the *_ARCHS tuples behind each supported(arch)); found missing by `check --cross-check` on an
     # H200. Combinations outside our --quant vocabulary are named "weights×activations".
-    UnifiedConfig("CuTileFp8PerTensorConfig", "cutile", ("fp8_per_tensor",), frozenset({90, 120, 121}), False),
-    UnifiedConfig("CuTileNvfp4Config", "cutile", ("nvfp4",), frozenset({120, 121}), False),
-    UnifiedConfig("CuTileMxfp4Config", "cutile", ("mxfp4×mxfp4",), frozenset({120, 121}), False),
-    UnifiedConfig("CuTileMxfp4Mxfp8Config", "cutile", ("mxfp4×mxfp8",), frozenset({120, 121}), False),
-    UnifiedConfig("CuTileMxfp8Config", "cutile", ("mxfp8",), frozenset({120, 121}), False),
-    UnifiedConfig("CutlassNvfp4Config", "cutlass", ("nvfp4",), frozenset({100, 103, 107, 110, 120, 121}), False),
-    UnifiedConfig("CutlassMxfp8Mxfp4Config", "cutlass", ("mxfp4×mxfp8",), frozenset({100, 103, 107, 110, 120, 121}),
+    UnifiedConfig("CuTileFp8PerTensorConfig", "cutile", ("fp8_per_tensor",), A.archs("CuTileFp8PerTensorConfig"), False),
+    UnifiedConfig("CuTileNvfp4Config", "cutile", ("nvfp4",), A.archs("CuTileNvfp4Config"), False),
+    UnifiedConfig("CuTileMxfp4Config", "cutile", ("mxfp4×mxfp4",), A.archs("CuTileMxfp4Config"), False),
+    UnifiedConfig("CuTileMxfp4Mxfp8Config", "cutile", ("mxfp4×mxfp8",), A.archs("CuTileMxfp4Mxfp8Config"), False),
+    UnifiedConfig("CuTileMxfp8Config", "cutile", ("mxfp8",), A.archs("CuTileMxfp8Config"), False),
+    UnifiedConfig("CutlassNvfp4Config", "cutlass", ("nvfp4",), A.archs("CutlassNvfp4Config"), False),
+    UnifiedConfig("CutlassMxfp8Mxfp4Config", "cutlass", ("mxfp4×mxfp8",), A.archs("CutlassMxfp8Mxfp4Config"),
                   False),
-    UnifiedConfig("CutlassMxfp8Config", "cutlass", ("mxfp8",), frozenset({100, 103, 107}), False),
+    UnifiedConfig("CutlassMxfp8Config", "cutlass", ("mxfp8",), A.archs("CutlassMxfp8Config"), False),
     UnifiedConfig("CakeWarpDecodeConfig", "cake", ("nvfp4",), frozenset({100, 103}), False),  # 1–32 tokens
-    UnifiedConfig("PrimsTsConfig", "prims_ts", ("nvfp4",), frozenset({100, 103}), False),
+    UnifiedConfig("PrimsTsConfig", "prims_ts", ("nvfp4",), A.archs("PrimsTsConfig"), False),
     UnifiedConfig("SM12xFp8Config", "sm12x_cute_dsl", ("fp8_block",), frozenset({120, 121}), False),
     UnifiedConfig("SM12xMxfp8Mxfp4Config", "sm12x_cute_dsl", ("mxfp4×mxfp8",), frozenset({120, 121}), False),
     UnifiedConfig("SM12xNvfp4Bf16Config", "sm12x_cute_dsl", ("nvfp4×bf16",), frozenset({120, 121}), False),

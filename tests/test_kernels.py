@@ -182,3 +182,40 @@ def test_no_torch_or_flashinfer_at_import():
             "print('torch' in sys.modules, 'flashinfer' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_run_layer_paths_run_only_where_flashinfer_supports_the_config():
+    """run-layer's paths (layer/kernels.PATHS + the SM90 CUTLASS row) and check's UNIFIED_CONFIGS read one arch
+    table (kernels/unified_api.py); a path may be narrower (MXFP4 W4A16 is off on SM103), never wider."""
+    from moe_inspect import backends as B
+    from moe_inspect.kernels import unified_api as A
+    from moe_inspect.layer import kernels as K
+    from moe_inspect.layer.cutlass_sm90 import CUTLASS_SM90_FP8_BLOCK
+
+    for p in (*K.PATHS, CUTLASS_SM90_FP8_BLOCK):
+        assert set(p.archs) <= A.archs(p.config_class), p
+    for c in B.UNIFIED_CONFIGS:
+        if c.name in A.CONFIG_ARCHS:
+            assert c.archs == A.archs(c.name), c.name
+    # flashinfer-python 0.7.2.post1 fused_moe/api.py:506 _TRTLLM_ROUTED_ARCHS, :522 _CUTILE_BF16_ARCHS, :549
+    assert A.archs("TrtllmBf16Config") == {100, 103, 107}
+    assert A.archs("CuTileBf16Config") == {89, 90, 120, 121}
+    assert A.archs("CutlassFp8BlockConfig") == {90}
+
+
+def test_unified_api_arch_tuples_are_flashinfers():
+    """Each constant of kernels/unified_api.py equals the *_ARCHS tuple of the installed FlashInfer's api.py."""
+    fi = pytest.importorskip("flashinfer")
+    import ast
+    import os
+
+    from moe_inspect.kernels import unified_api as A
+
+    src = open(os.path.join(os.path.dirname(fi.__file__), "fused_moe", "api.py")).read()
+    real = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id.endswith("_ARCHS"):
+            v = node.value
+            real[node.targets[0].id] = real[v.id] if isinstance(v, ast.Name) else ast.literal_eval(v)
+    ours = {f"_{n}_ARCHS": getattr(A, n) for n in dir(A) if n.isupper() and isinstance(getattr(A, n), tuple)}
+    assert ours and all(real[k] == v for k, v in ours.items()), {k: (v, real.get(k)) for k, v in ours.items()}

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ..errors import EnvironmentError_, UnsupportedError
 from . import kernels as _K
+from ..kernels import unified_api as A
 from .kernels import KernelPath
 
 MODULE = "fused_moe_90"
@@ -46,7 +47,7 @@ HOW_TO_GET = ("install FlashInfer's prebuilt kernels (`flashinfer install-jit-ca
 
 #: The CUTLASS FP8-block path on SM90 (W8A8: the kernel quantizes BF16 activations to FP8 blocks).
 CUTLASS_SM90_FP8_BLOCK = KernelPath(
-    "fp8-block", True, "cutlass", (90,), "CutlassFp8BlockConfig", "DeepSeekFp8", "DeepSeekFp8",
+    "fp8-block", True, "cutlass", A.CUTLASS_FP8_BLOCK, "CutlassFp8BlockConfig", "DeepSeekFp8", "DeepSeekFp8",
     "cutlass_fp8_block", (), source=f"{_FI} fused_moe/api.py:1577 CutlassFp8BlockConfig; runners.py:2594")
 
 

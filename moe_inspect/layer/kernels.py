@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import EnvironmentError_, UnsupportedError
 from ..kernels import trtllm_moe_limits as L
+from ..kernels import unified_api as A
 
 _FI = "flashinfer-python 0.7.2.post1 fused_moe/api.py"
 _VLLM_MONO = "vLLM v0.33 TrtLlm*ExpertsMonolithic allow-list (REFERENCE.md §5)"
@@ -43,8 +44,10 @@ _M_FP8_TENSOR = _M_FP8_BLOCK + ("Llama4",)
 _M_NVFP4 = ("DeepSeekV3", "Renormalize", "RenormalizeNaive", "Llama4", "SigmoidRenorm", "Sigmoid", "MiniMax2")
 _M_MXFP4 = ("DeepSeekV3", "Renormalize", "RenormalizeNaive")
 
-_CUTILE_W16 = (89, 90, 120, 121)  # _CUTILE_BF16_ARCHS / _CUTILE_W4A16_ARCHS
-_TRTLLM = (100, 103, 107)  # _TRTLLM_ROUTED_ARCHS
+_CUTILE_W16 = A.CUTILE_BF16  # = A.CUTILE_W4A16 (fused_moe/api.py:522, :525)
+assert A.CUTILE_W4A16 == _CUTILE_W16
+_TRTLLM = A.TRTLLM_ROUTED  # _TRTLLM_ROUTED_ARCHS = _TRTLLM_ROUTED_FP8_ARCHS (api.py:506, :510)
+assert A.TRTLLM_ROUTED_FP8 == _TRTLLM
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,14 @@ PATHS: tuple[KernelPath, ...] = (
     KernelPath("bf16", False, "cutile", _CUTILE_W16, "CuTileBf16Config", "BF16", "BF16", "cutile_bf16", ()),
     KernelPath("fp8", False, "cutile", _CUTILE_W16, "CuTileFp8PerTensorBf16Config", "FP8PerTensor", "BF16",
                "cutile_fp8_per_tensor", ()),
-    KernelPath("fp8", True, "cutile", (90, 120, 121), "CuTileFp8PerTensorConfig", "FP8PerTensor", "FP8PerTensor",
+    KernelPath("fp8", True, "cutile", A.CUTILE_FP8, "CuTileFp8PerTensorConfig", "FP8PerTensor", "FP8PerTensor",
                "cutile_fp8_per_tensor", ()),
     KernelPath("nvfp4", False, "cutile", _CUTILE_W16, "CuTileNvfp4Bf16Config", "NVFP4", "BF16", "cutile_nvfp4", ()),
-    KernelPath("nvfp4", True, "cutile", (120, 121), "CuTileNvfp4Config", "NVFP4", "NVFP4", "cutile_nvfp4", ()),
+    KernelPath("nvfp4", True, "cutile", A.CUTILE_NVFP4, "CuTileNvfp4Config", "NVFP4", "NVFP4", "cutile_nvfp4", ()),
     KernelPath("mxfp4", False, "cutile", _CUTILE_W16, "CuTileMxfp4Bf16Config", "MXFP4", "BF16", "cutile_mxfp4", ()),
-    KernelPath("mxfp4", True, "cutile", (120, 121), "CuTileMxfp4Config", "MXFP4", "MXFP4", "cutile_mxfp4", ()),
+    KernelPath("mxfp4", True, "cutile", A.CUTILE_MXFP4, "CuTileMxfp4Config", "MXFP4", "MXFP4", "cutile_mxfp4", ()),
     KernelPath("mxfp8", False, "cutile", _CUTILE_W16, "CuTileMxfp8Bf16Config", "MXFP8", "BF16", "cutile_mxfp8", ()),
-    KernelPath("mxfp8", True, "cutile", (120, 121), "CuTileMxfp8Config", "MXFP8", "MXFP8", "cutile_mxfp8", ()),
+    KernelPath("mxfp8", True, "cutile", A.CUTILE_MXFP8, "CuTileMxfp8Config", "MXFP8", "MXFP8", "cutile_mxfp8", ()),
     # TRT-LLM-gen (SM100/SM103): in-kernel routing (FromLogits) or the routed variants
     KernelPath("bf16", False, "trtllm", _TRTLLM, "TrtllmBf16Config", "BF16", "BF16", "trtllm_bf16_routed", _M_BF16,
                source=f"{_FI}; {_VLLM_MONO}"),
