@@ -199,3 +199,109 @@ def test_a_format_backend_activation_triple_no_gpu_runs_is_refused_before_the_gp
                               "(runs: --backend trtllm --act quant)")
     rc, out = cli(*_SHAPES, "--quant", "fp8-block", "--backend", "cutile")
     assert rc == 2 and "no FlashInfer path runs it on any GPU" in out
+
+
+# ----------------------------------------------------------------------------- issue 12 item 1: the output layer
+def _result(passed=True):
+    """A run-layer result as layer/runner.py's LayerRunResult.to_dict() writes it, by hand."""
+    row = lambda n, us, peer_us, rel, ok: {  # noqa: E731
+        "tokens": n, "experts_hit": 8.0, "first_call_s": 0.5, "routing_agreement": 1.0,
+        "accuracy": {"rel_l2": rel, "cosine": 0.99999, "within_tol": 1.0, "passed": ok},
+        "timing": {"median_us": us, "p10_us": us - 1, "p90_us": us + 1},
+        "roofline": {"achieved_tbs": 1.5, "pct_bandwidth": 31.0, "achieved_tflops": 2.0, "pct_compute": 0.2,
+                     "bound": "memory"},
+        "peer": {"name": "torch._grouped_mm", "weights": "BF16 weights", "median_us": peer_us,
+                 "flashinfer_over_peer": us / peer_us}}
+    return {
+        "model": "MiniMaxAI/MiniMax-M2.5", "layer": 0, "quant": "nvfp4",
+        "shapes": {"num_experts": 256, "top_k": 8, "hidden_size": 3072, "intermediate_size": 1536,
+                   "routing_method": "MiniMax2", "n_group": None, "topk_group": None,
+                   "routed_scaling_factor": None, "num_shared_experts": 0},
+        "path": {"config_class": "TrtllmFp4Config", "weight_format": "nvfp4", "activation_format": "nvfp4"},
+        "routing_mode": "FromLogits", "routing_source": "in-kernel", "routing": {},
+        "gpu": {"name": "NVIDIA B200", "arch": 100}, "versions": {"flashinfer": "0.7.2.post1"},
+        "weights": {"source": "random"},
+        "rows": [row(1, 20.0, 40.0, 1.234e-3, True), row(16, 50.0, 25.0, 2.5e-2, passed)],
+        "notes": ["random weights | seed 0"], "passed": passed, "verdict": "pass" if passed else "fail",
+    }
+
+
+def test_markdown_is_a_per_token_table_for_a_pr():
+    from moe_inspect.cli.run_layer import markdown
+
+    md = markdown(_result(passed=False))
+    lines = md.splitlines()
+    i = lines.index("| tokens | µs (median) | peer µs | FI/peer | rel L2 | verdict |")
+    assert lines[i + 1] == "|---:|---:|---:|---:|---:|---|"
+    # FI/peer = 20/40 and 50/25; rel L2 in the human table's .2e
+    assert lines[i + 2] == "| 1 | 20.0 | 40.0 | 0.50 | 1.23e-03 | pass |"
+    assert lines[i + 3] == "| 16 | 50.0 | 25.0 | 2.00 | 2.50e-02 | FAIL |"
+    assert "random weights \\| seed 0" in md  # a note's pipe cannot break the Markdown
+    assert lines[-1] == "**verdict: FAIL** (accuracy outside the format's threshold)"
+    assert lines[0].startswith("`MiniMaxAI/MiniMax-M2.5` layer 0: E=256 k=8") and "NVIDIA B200 (SM100)" in lines[0]
+
+
+def test_markdown_of_a_multi_gpu_run_has_one_row_per_scheme():
+    from moe_inspect.cli.run_layer import markdown_distributed
+
+    sc = lambda label, total, ok: {  # noqa: E731
+        "label": label, "phases_us": {"route": 1.0, "dispatch": 2.0, "experts": 10.0, "combine": 3.0, "total": total},
+        "accuracy": {"rel_l2": 1e-3, "passed": ok}, "bytes": {"dispatch": 0, "combine": 0}, "link_gbs": {}}
+    d = {"model": None, "layer": None, "quant": "bf16",
+         "shapes": {"num_experts": 64, "top_k": 8, "hidden_size": 2048, "intermediate_size": 768},
+         "gpu": {"name": "NVIDIA H200", "arch": 90, "count": 2}, "path": {"config_class": "CuteDslConfig"},
+         "versions": {"nccl": "2.27.3"}, "plans": [{"label": "TP 2", "layout_text": "experts 0–63 on every GPU"}],
+         "rows": [{"tokens": 16, "schemes": [sc("TP 2", 16.0, True), sc("EP 2", 17.5, False)]}],
+         "notes": [], "passed": False, "verdict": "fail"}
+    lines = markdown_distributed(d).splitlines()
+    assert lines[0].startswith("`custom layer` layer None: E=64 k=8") and "2× NVIDIA H200 (SM90)" in lines[0]
+    i = lines.index("| tokens | scheme | route µs | dispatch µs | experts µs | combine µs | total µs | rel L2 | verdict |")
+    assert lines[i + 2:i + 4] == ["| 16 | TP 2 | 1.0 | 2.0 | 10.0 | 3.0 | 16.0 | 1.00e-03 | pass |",
+                                  "| 16 | EP 2 | 1.0 | 2.0 | 10.0 | 3.0 | 17.5 | 1.00e-03 | FAIL |"]
+    assert lines[-1].startswith("**verdict: FAIL**")
+
+
+def test_json_and_markdown_together_exit_2_in_one_line(cli):
+    rc, out = cli(*_SHAPES, "--json", "--format", "markdown")
+    assert rc == 2
+    assert _one_line(out) == "error: --format markdown and --json contradict each other; give one output format"
+
+
+@pytest.fixture
+def ran(monkeypatch):
+    """run-layer through the CLI with the GPU run replaced by a fixed result (no GPU needed)."""
+    from typer.testing import CliRunner
+
+    from moe_inspect.cli.app import app
+    from moe_inspect.layer import runner
+
+    def run(*a, passed=True):
+        d = _result(passed)
+        monkeypatch.setattr(runner, "run_layer", lambda opts, *, progress=None, describe=None:
+                            SimpleNamespace(passed=passed, to_dict=lambda: d))
+        r = CliRunner().invoke(app, ["run-layer", *_SHAPES, *a], env={"COLUMNS": "200"})
+        return r.exit_code, r.stdout
+
+    return run
+
+
+def test_quiet_prints_only_the_verdict_and_keeps_the_exit_code(ran):
+    assert ran("--quiet") == (0, "pass\n")
+    assert ran("--format", "quiet", passed=False) == (1, "fail\n")
+
+
+def test_format_markdown_and_json_through_the_command(ran):
+    import json
+
+    rc, out = ran("--format", "markdown", passed=False)
+    assert rc == 1 and "| 16 | 50.0 | 25.0 | 2.00 | 2.50e-02 | FAIL |" in out
+    rc, out = ran("--json")
+    assert rc == 0 and json.loads(out) == _result(True)  # the payload as the runner wrote it, keys unchanged
+
+
+def test_people_still_get_the_rich_table(ran):
+    rc, out = ran()
+    assert rc == 0
+    assert "MiniMaxAI/MiniMax-M2.5 layer 0: E=256 k=8 H=3072 I=1536 routing=MiniMax2" in out
+    assert "peer µs" in out and "FI/peer" in out and "0.50" in out
+    assert "note: random weights | seed 0" in out and out.rstrip().endswith("verdict: pass")

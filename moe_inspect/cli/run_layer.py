@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import JsonOpt, OfflineOpt
-from .output import console, fmt_value, handle_errors, print_json, progress
+from .options import OfflineOpt, output_options
+from .output import Output, fmt_value, handle_errors, md_cell
 
 _QUANT_HELP = "Weight format: bf16, fp8 (per-tensor), fp8-block (128x128), nvfp4, mxfp4, mxfp8."
 _EPILOG = (
@@ -18,6 +18,7 @@ _EPILOG = (
     "  moe-inspect run-layer --experts 64 --top-k 8 --hidden 2048 --intermediate 768 --routing-method Renormalize\n\n"
     "  moe-inspect run-layer deepseek-ai/DeepSeek-V3 --routing reference   (top-k from our reference router)\n\n"
     "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --tp 2 --compare-tp-ep   (2 GPUs: TP 2 and EP 2 side by side)\n\n"
+    "  moe-inspect run-layer MiniMaxAI/MiniMax-M2.5 --quant nvfp4 --format markdown   (a table for a PR)\n\n"
     "Exit codes: 0 the accuracy verdict passed, 1 it failed, 2 bad input, no GPU, or a path this GPU "
     "cannot run."
 )
@@ -26,7 +27,9 @@ _EPILOG = (
 def register(app: typer.Typer) -> None:
     @app.command("run-layer", epilog=_EPILOG)
     @handle_errors
+    @output_options
     def run_layer(
+        out: Output,
         model: Annotated[Optional[str], typer.Argument(metavar="[MODEL]", help="Hub id, local checkpoint directory or catalog name; omit to give shapes explicitly.")] = None,
         quant: Annotated[str, typer.Option("--quant", help=_QUANT_HELP)] = "bf16",
         backend: Annotated[str, typer.Option("--backend", help="auto (cuTile on SM89/90/12x, TRT-LLM on SM100/103), cutile or trtllm.")] = "auto",
@@ -54,7 +57,6 @@ def register(app: typer.Typer) -> None:
         peer: Annotated[bool, typer.Option("--peer/--no-peer", help="Also time torch's grouped GEMM (torch._grouped_mm, BF16 weights, CUDA graph) on the same routed inputs: the peer µs and FlashInfer/peer columns.")] = True,
         offline: OfflineOpt = False,
         plot: Annotated[Optional[str], typer.Option("--plot", help="Write latency and % of limit vs tokens to this PNG (needs matplotlib).")] = None,
-        json_out: JsonOpt = False,
     ) -> None:
         """Run one MoE layer through FlashInfer on this GPU: check it against float32 torch and time it."""
         from ..layer.runner import RunLayerOptions, parse_tokens
@@ -73,33 +75,28 @@ def register(app: typer.Typer) -> None:
             precomputed_routing=precomputed_routing, routing_impl=routing_impl, repeat_ms=repeat_ms, autotune=autotune, plot=plot, offline=True if offline else None,
         )
         opts.peer = peer
-        _execute(opts, shard, compare_tp_ep=compare_tp_ep, json_out=json_out)
+        _execute(opts, shard, out, compare_tp_ep=compare_tp_ep)
 
 
-def _execute(opts, shard, *, compare_tp_ep: bool, json_out: bool) -> None:
-    """Run on one GPU, or on N with ``shard`` (layer/distributed.py); print; exit 1 on a failed verdict."""
+def _execute(opts, shard, out: Output, *, compare_tp_ep: bool) -> None:
+    """Run on one GPU, or on N with ``shard`` (layer/distributed.py); print through ``out`` after the
+    kernel phase (stdout is ours again by then: moe_inspect/stdio.py); exit 1 on a failed verdict."""
     from ..layer.runner import run_layer as _run
     from ..stdio import library_output_to_stderr
 
     if shard is not None:  # N GPUs, one process each (layer/distributed.py)
         from ..layer.distributed import is_primary, render, run_distributed
 
-        with progress(True) as update, library_output_to_stderr():  # FlashInfer's C++ logs to stdout
-            dres = run_distributed(opts, shard, compare=compare_tp_ep, progress=update)
+        with out.status() as update, library_output_to_stderr():  # FlashInfer's C++ logs to stdout
+            data = run_distributed(opts, shard, compare=compare_tp_ep, progress=update)
         if not is_primary():
             return
-        print_json(dres) if json_out else render(dres, console())
-        if not dres["passed"]:
-            raise typer.Exit(1)
-        return
-    with progress(True) as update, library_output_to_stderr():  # FlashInfer's C++ logs to stdout
-        result = _run(opts, progress=update)
-    data = result.to_dict()
-    if json_out:
-        print_json(data)
+        out.dict(data, human=lambda d, o: render(d, o.console), markdown=markdown_distributed, id_key="verdict")
     else:
-        _render(data)
-    if not result.passed:
+        with out.status() as update, library_output_to_stderr():  # FlashInfer's C++ logs to stdout
+            data = _run(opts, progress=update).to_dict()
+        out.dict(data, human=lambda d, o: render_human(d, o.console), markdown=markdown, id_key="verdict")
+    if not data["passed"]:
         raise typer.Exit(1)
 
 
@@ -114,10 +111,10 @@ def _fmt(v, spec: str = ".1f") -> str:
                      float_spec=spec)
 
 
-def _render(d: dict) -> None:
+def render_human(d: dict, c) -> None:
+    """The people's view of one GPU's result: a header, the per-token table, peer line, notes, verdict."""
     from rich.table import Table
 
-    c = console()
     s, p, g = d["shapes"], d["path"], d["gpu"]
     c.print(f"[bold]{d['model'] or 'custom layer'}[/] layer {d['layer']}: E={s['num_experts']} k={s['top_k']} "
             f"H={s['hidden_size']} I={s['intermediate_size']} routing={s['routing_method']}"
@@ -150,3 +147,54 @@ def _render(d: dict) -> None:
     for n in d["notes"]:
         c.print(f"[dim]note: {n}[/]")
     c.print("[green]verdict: pass[/]" if d["passed"] else "[red]verdict: FAIL (accuracy outside the format's threshold)[/]")
+
+
+# ----------------------------------------------------------------------------- --format markdown
+def _verdict_md(d: dict) -> str:
+    return "**verdict: pass**" if d["passed"] else "**verdict: FAIL** (accuracy outside the format's threshold)"
+
+
+def _notes_md(d: dict) -> list[str]:
+    return [f"- note: {md_cell(n)}" for n in d.get("notes") or []]
+
+
+def markdown(d: dict) -> str:
+    """One GPU's result for a PR or an issue: what ran, then tokens, µs, peer µs, FI/peer, rel-L2, verdict."""
+    s, p, g = d["shapes"], d["path"], d["gpu"]
+    head = (f"`{d['model'] or 'custom layer'}` layer {d['layer']}: E={s['num_experts']} k={s['top_k']} "
+            f"H={s['hidden_size']} I={s['intermediate_size']} routing={s['routing_method']}, {d['quant']} on "
+            f"{g['name']} (SM{g['arch']}), FlashInfer {d['versions']['flashinfer']}: {p['config_class']} "
+            f"({p['weight_format']}×{p['activation_format']}), routing {d['routing_mode']} via {d['routing_source']}")
+    lines = [md_cell(head), "",
+             "| tokens | µs (median) | peer µs | FI/peer | rel L2 | verdict |", "|---:|---:|---:|---:|---:|---|"]
+    for r in d["rows"]:
+        tm, pr, a = r.get("timing") or {}, r.get("peer") or {}, r["accuracy"]
+        rel = a.get("rel_l2")
+        lines.append(f"| {r['tokens']} | {_fmt(tm.get('median_us'))} | {_fmt(pr.get('median_us'))} | "
+                     f"{_fmt(pr.get('flashinfer_over_peer'), '.2f')} | {'–' if rel is None else f'{rel:.2e}'} | "
+                     f"{'pass' if a.get('passed') else 'FAIL'} |")
+    peers = [r["peer"] for r in d["rows"] if r.get("peer")]
+    errs = sorted({p["error"] for p in peers if p.get("error")})
+    foot = ([f"peer: {md_cell(peers[0]['name'])}; FI/peer > 1 means FlashInfer is slower"
+             + (f"; peer not run: {md_cell('; '.join(errs))}" if errs else "")] if peers else [])
+    return "\n".join(lines + [""] + foot + _notes_md(d) + ([""] if foot or d.get("notes") else []) + [_verdict_md(d)]) + "\n"
+
+
+def markdown_distributed(d: dict) -> str:
+    """N GPUs (layer/distributed.py): per token count and scheme, the phases (max over ranks), rel-L2, verdict."""
+    s, g = d["shapes"], d["gpu"]
+    head = (f"`{d['model'] or 'custom layer'}` layer {d['layer']}: E={s['num_experts']} k={s['top_k']} "
+            f"H={s['hidden_size']} I={s['intermediate_size']} {d['quant']} on {g['count']}× {g['name']} "
+            f"(SM{g['arch']}), {d['path']['config_class']}, NCCL {d['versions'].get('nccl')}")
+    lines = [md_cell(head), ""] + [f"- {md_cell(pl['label'])}: {md_cell(pl['layout_text'])}" for pl in d["plans"]]
+    lines += ["", "| tokens | scheme | route µs | dispatch µs | experts µs | combine µs | total µs | rel L2 | verdict |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in d["rows"]:
+        for sc in r["schemes"]:
+            ph, a = sc["phases_us"], sc["accuracy"] or {}
+            rel = a.get("rel_l2")
+            lines.append(f"| {r['tokens']} | {md_cell(sc['label'])} | "
+                         + " | ".join(_fmt(ph.get(k)) for k in ("route", "dispatch", "experts", "combine", "total"))
+                         + f" | {'–' if rel is None else f'{rel:.2e}'} | {'pass' if a.get('passed') else 'FAIL'} |")
+    notes = _notes_md(d)
+    return "\n".join(lines + [""] + notes + ([""] if notes else []) + [_verdict_md(d)]) + "\n"
