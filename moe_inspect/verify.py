@@ -1054,6 +1054,8 @@ def verify_kernel(
     DeepSeekV3), on the same logits. ``runners`` replaces the kernels (tests)."""
     from .errors import BadInputError
     from .reference import METHODS
+
+    _import_torch()  # the oracle extra, said in one line before anything imports torch
     from .reference.routers import KERNELS, route
 
     if not logit_scale > 0:
