@@ -75,3 +75,29 @@ def test_every_command_takes_json():
     for name in EXPECTED:
         opts = {o for p in group.commands[name].params for o in p.opts}
         assert "--json" in opts, f"{name} has no --json"
+
+
+def test_help_at_80_columns_shows_every_option_name_whole():
+    """Rich's help panels cut long option names at 80 columns ("--precomputed-rout…",
+    "--routed-scaling-f…" in run-layer): every option must be readable whole in every command's help."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from typer.main import get_command
+
+    from moe_inspect.cli.app import app
+
+    env = dict(os.environ, COLUMNS="80", NO_COLOR="1")
+    env.pop("TERMINAL_WIDTH", None)
+    for name, cmd in get_command(app).commands.items():
+        res = subprocess.run([sys.executable, "-m", "moe_inspect.cli.app", name, "--help"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        for param in cmd.params:
+            if param.param_type_name == "option":  # typer 0.28 vendors click: no isinstance
+                for opt in [*param.opts, *param.secondary_opts]:
+                    if opt.startswith("--"):  # where the option is listed, not where a text mentions it
+                        listed = re.compile(r"^[\s│]*(?:-{1,2}[\w-]+(?:, | / ))*" + re.escape(opt) + r"(?=[\s,/]|$)", re.M)
+                        assert listed.search(res.stdout), f"{name}: {opt} not shown whole at 80 columns"

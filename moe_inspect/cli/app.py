@@ -52,6 +52,9 @@ app = typer.Typer(
         "Exit codes: 0 fine, 1 findings (a failed check, a mismatch), 2 bad input or environment."
     ),
     pretty_exceptions_enable=False,
+    # Plain (click) help, not Rich panels: at 80 columns Rich's options table cut long option names
+    # ("--precomputed-rout…") and words ("$MOE_INSPECT_TRTLLM_HEADE…"); click wraps and never cuts.
+    rich_markup_mode=None,
 )
 
 # help order
@@ -83,6 +86,20 @@ def _add(module: ModuleType) -> None:
 
 for _module in COMMANDS:
     _add(_module)
+
+
+def _first_sentence(info) -> str | None:
+    text = info.help or (info.callback.__doc__ if info.callback else None)
+    if not text:
+        return None
+    first = " ".join(text.strip().split("\n\n")[0].split())
+    return first.split(". ")[0].rstrip(".") if ". " in first else first
+
+
+# The command list shows each command's whole first sentence (click would cut it at the width).
+for _info in app.registered_commands:
+    if _info.short_help is None:
+        _info.short_help = _first_sentence(_info)
 
 
 def main() -> None:
