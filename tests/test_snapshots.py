@@ -84,6 +84,19 @@ CASES: dict[str, tuple[list[str], tuple[int, ...], str | None]] = {
     "run-layer-bad-layer": (["run-layer", "MiniMaxAI/MiniMax-M2.5", "--offline", "--layer", "99"], (80,), None),
 }
 
+# Results saved from real GPUs (`run-layer --json` on H200s, tests/data/run_layer/), rendered by run-layer's
+# human and Markdown renderers: dropping a column (peer µs, FI/peer, a phase) fails here without a GPU.
+# name -> (json file, renderer, widths); renderer: "human", "markdown", "human-mg", "markdown-mg"
+RESULTS = Path(__file__).parent / "data" / "run_layer"
+RESULT_CASES: dict[str, tuple[str, str, tuple[int, ...]]] = {
+    "result-h200-minimax-bf16": ("h200-minimax-bf16.json", "human", WIDTHS),
+    "result-h200-minimax-bf16-markdown": ("h200-minimax-bf16.json", "markdown", WIDTHS),
+    "result-h200-dsv3-nvfp4": ("h200-dsv3-nvfp4.json", "human", WIDTHS),
+    "result-h200-dsv3-nvfp4-markdown": ("h200-dsv3-nvfp4.json", "markdown", WIDTHS),
+    "result-2xh200-minimax-bf16": ("2xh200-minimax-bf16.json", "human-mg", WIDTHS),
+    "result-2xh200-minimax-bf16-markdown": ("2xh200-minimax-bf16.json", "markdown-mg", WIDTHS),
+}
+
 PARAMS = [pytest.param(name, width, id=f"{name}-{width}") for name, (_, widths, _) in CASES.items() for width in widths]
 
 
@@ -139,9 +152,33 @@ def render(name: str, width: int, tmp: Path, monkeypatch) -> str:
     )
 
 
-@pytest.mark.parametrize("name, width", PARAMS)
-def test_human_output_matches_snapshot(name, width, tmp_path, monkeypatch):
-    got = render(name, width, tmp_path, monkeypatch)
+def render_result(name: str, width: int) -> str:
+    import io
+    import json
+
+    from rich.console import Console
+
+    from moe_inspect.cli import run_layer
+
+    file, how, _ = RESULT_CASES[name]
+    d = json.loads((RESULTS / file).read_text())
+    if how.startswith("markdown"):
+        text = (run_layer.markdown_distributed if how.endswith("-mg") else run_layer.markdown)(d)
+    else:
+        buf = io.StringIO()
+        c = Console(file=buf, width=width, no_color=True, force_terminal=False, highlight=False, soft_wrap=False)
+        if how.endswith("-mg"):
+            from moe_inspect.layer.distributed import render as render_distributed
+
+            render_distributed(d, c)
+        else:
+            run_layer.render_human(d, c)
+        text = buf.getvalue()
+    return _normalize(f"# tests/data/run_layer/{file} through run-layer's {how} renderer    # {width} columns\n"
+                      f"{text}", Path("/nonexistent"))
+
+
+def _compare(name: str, width: int, got: str) -> None:
     path = SNAPSHOTS / f"{name}-{width}.txt"
     if UPDATE:
         path.parent.mkdir(exist_ok=True)
@@ -159,6 +196,17 @@ def test_human_output_matches_snapshot(name, width, tmp_path, monkeypatch):
                     pytrace=False)
 
 
+@pytest.mark.parametrize("name, width", PARAMS)
+def test_human_output_matches_snapshot(name, width, tmp_path, monkeypatch):
+    _compare(name, width, render(name, width, tmp_path, monkeypatch))
+
+
+@pytest.mark.parametrize("name, width", [pytest.param(n, w, id=f"{n}-{w}") for n, (_, _, ws) in RESULT_CASES.items()
+                                         for w in ws])
+def test_gpu_result_rendering_matches_snapshot(name, width):
+    _compare(name, width, render_result(name, width))
+
+
 def test_every_command_has_snapshots():
     from typer.main import get_command
 
@@ -173,6 +221,7 @@ def test_every_command_has_snapshots():
 
 def test_no_snapshot_file_is_orphaned():
     expected = {f"{name}-{w}.txt" for name, (_, widths, _) in CASES.items() for w in widths}
+    expected |= {f"{name}-{w}.txt" for name, (_, _, widths) in RESULT_CASES.items() for w in widths}
     orphans = sorted(p.name for p in SNAPSHOTS.glob("*.txt") if p.name not in expected)
     assert not orphans, f"snapshots no test renders (delete them): {orphans}"
 
