@@ -172,7 +172,9 @@ def test_render_shows_tp_and_ep_side_by_side():
          "rows": [{"tokens": 1024, "schemes": [sc("TP 2", "tp", 4184.0), sc("EP 2 (all-to-all)", "ep-a2a", 5125.0)]}],
          "notes": ["n1"], "passed": True}
     con = Console(record=True, width=200)
-    D.render(d, con)
+    from moe_inspect.cli.run_layer import render_distributed
+
+    render_distributed(d, con)
     text = con.export_text()
     assert "TP 2" in text and "EP 2 (all-to-all)" in text and "4184.0" in text and "5125.0" in text
     assert "3.6/60.0" in text and "9.00" in text and "verdict: pass" in text

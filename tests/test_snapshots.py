@@ -168,9 +168,7 @@ def render_result(name: str, width: int) -> str:
         buf = io.StringIO()
         c = Console(file=buf, width=width, no_color=True, force_terminal=False, highlight=False, soft_wrap=False)
         if how.endswith("-mg"):
-            from moe_inspect.layer.distributed import render as render_distributed
-
-            render_distributed(d, c)
+            run_layer.render_distributed(d, c)
         else:
             run_layer.render_human(d, c)
         text = buf.getvalue()

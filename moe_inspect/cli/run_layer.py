@@ -85,13 +85,13 @@ def _execute(opts, shard, out: Output, *, compare_tp_ep: bool) -> None:
     from ..stdio import library_output_to_stderr
 
     if shard is not None:  # N GPUs, one process each (layer/distributed.py)
-        from ..layer.distributed import is_primary, render, run_distributed
+        from ..layer.distributed import is_primary, run_distributed
 
         with out.status() as update, library_output_to_stderr():  # FlashInfer's C++ logs to stdout
             data = run_distributed(opts, shard, compare=compare_tp_ep, progress=update)
         if not is_primary():
             return
-        out.dict(data, human=lambda d, o: render(d, o.console), markdown=markdown_distributed, id_key="verdict")
+        out.dict(data, human=lambda d, o: render_distributed(d, o.console), markdown=markdown_distributed, id_key="verdict")
     else:
         with out.status() as update, library_output_to_stderr():  # FlashInfer's C++ logs to stdout
             data = _run(opts, progress=update).to_dict()
@@ -147,6 +147,37 @@ def render_human(d: dict, c) -> None:
     for n in d["notes"]:
         c.print(f"[dim]note: {n}[/]")
     c.print("[green]verdict: pass[/]" if d["passed"] else "[red]verdict: FAIL (accuracy outside the format's threshold)[/]")
+
+
+def render_distributed(d: dict, console) -> None:
+    """N GPUs (layer/distributed.py): per-phase table (max over ranks), TP and EP side by side for each token count."""
+    from rich.table import Table
+
+    s = d["shapes"]
+    console.print(f"[bold]{d['model'] or 'custom layer'}[/] layer {d['layer']}: E={s['num_experts']} k={s['top_k']} "
+                  f"H={s['hidden_size']} I={s['intermediate_size']} {d['quant']} on {d['gpu']['count']}× "
+                  f"{d['gpu']['name']} (SM{d['gpu']['arch']}), {d['path']['config_class']}, NCCL "
+                  f"{d['versions'].get('nccl')}")
+    for pl in d["plans"]:
+        console.print(f"[dim]{pl['label']}: {pl['layout_text']}[/]")
+    t = Table(show_header=True, header_style="bold")
+    for col in ("tokens", "scheme", "route µs", "dispatch µs", "experts µs", "combine µs", "total µs",
+                "moved MB", "link GB/s", "rel L2", "ok"):
+        t.add_column(col, justify="right")
+    for r in d["rows"]:
+        for sc in r["schemes"]:
+            ph, a = sc["phases_us"], sc["accuracy"] or {}
+            moved = (sc["bytes"]["dispatch"] + sc["bytes"]["combine"]) / 1e6
+            links = [v for v in sc["link_gbs"].values() if v]
+            t.add_row(str(r["tokens"]), sc["label"], f"{ph['route']:.1f}", f"{ph['dispatch']:.1f}",
+                      f"{ph['experts']:.1f}", f"{ph['combine']:.1f}", f"{ph['total']:.1f}", f"{moved:.2f}",
+                      "–" if not links else "/".join(f"{v:.1f}" for v in links),
+                      f"{a.get('rel_l2', float('nan')):.2e}",
+                      "[green]pass[/]" if a.get("passed") else "[red]FAIL[/]")
+    console.print(t)
+    for n in d["notes"]:
+        console.print(f"[dim]note: {n}[/]")
+    console.print("[green]verdict: pass[/]" if d["passed"] else "[red]verdict: FAIL (accuracy outside the format's threshold)[/]")
 
 
 # ----------------------------------------------------------------------------- --format markdown
