@@ -14,7 +14,7 @@ import typer
 
 from .layout_options import DeployFlags, deploy_options
 from .options import FlashinferVersionOpt, VllmVersionOpt, output_options
-from .output import Output, handle_errors
+from .output import Column, Output, handle_errors
 
 app = typer.Typer()
 
@@ -54,7 +54,7 @@ def catalog_cmd(
         data = {"schema_version": 1, "targets": [t.to_dict() for t in targets],
                 "deployment": deployment.to_dict(), "models": rows}
         if out.is_quiet:  # the models that get fused routing on every target, one per line
-            _ids(r for r in rows if all(c["fused_routing"] and c["starts"] for c in r["targets"]))
+            _ids(out, [r for r in rows if all(c["fused_routing"] and c["starts"] for c in r["targets"])])
             return
         out.dict(data, human=lambda d, o: render_matrix(d, o.console), markdown=lambda d: catalog_markdown(d["models"]))
         return
@@ -64,15 +64,15 @@ def catalog_cmd(
         raise BadInputError("catalog: deployment flags (--tp, --dp, --ep, --vllm-args, …) need --check")
     rows = core.catalog_listing(vllm_version, flashinfer_version)
     if out.is_quiet:
-        _ids(rows)
+        _ids(out, rows)
         return
     out.dict({"schema_version": 1, "models": rows}, human=lambda d, o: render_listing(d["models"], o.console),
              markdown=lambda d: listing_markdown(d["models"]))
 
 
-def _ids(rows) -> None:
-    for r in rows:
-        typer.echo(r["id"])
+def _ids(out: Output, rows: list[dict]) -> None:
+    """Quiet mode: the model ids, one per line (out.table's quiet view of its first column)."""
+    out.table(rows, [Column("model", "id", fmt=str)])
 
 
 # ------------------------------------------------------------------------------------------------
