@@ -8,13 +8,16 @@ is cut and no model id is split.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .layout_options import DeployFlags, deploy_options
+from .layout_options import deploy_options
 from .options import FlashinferVersionOpt, VllmVersionOpt, output_options
 from .output import Column, Output, handle_errors
+
+if TYPE_CHECKING:
+    from ..deploy.vllm_args import DeployFlags
 
 app = typer.Typer()
 

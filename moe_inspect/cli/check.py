@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .layout_options import DeployFlags, deploy_options
+from .layout_options import deploy_options
 from .options import FlashinferVersionOpt, NoCatalogOpt, OfflineOpt, RevisionOpt, VllmVersionOpt, output_options
 from .output import Output, handle_errors
+
+if TYPE_CHECKING:
+    from ..deploy.vllm_args import DeployFlags
 
 app = typer.Typer()
 

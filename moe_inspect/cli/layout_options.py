@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from ..deploy.vllm_args import DeployFlags
+if TYPE_CHECKING:
+    from ..deploy.vllm_args import DeployFlags
 
 _P = "Deployment (as vllm serve)"
 
@@ -68,7 +69,10 @@ _PARAMS = (
 
 def deploy_options(fn: Callable) -> Callable:
     """Add the deployment flags to a command and pass it ``deploy: DeployFlags`` built from them."""
-    sig = inspect.signature(fn, eval_str=True)
+    # the command's `deploy: DeployFlags` annotation is evaluated against a stand-in: that parameter is
+    # replaced below, and moe_inspect.deploy is imported only when a command runs (every command's cold
+    # start pays for this module, through cli/app.py)
+    sig = inspect.signature(fn, eval_str=True, locals={"DeployFlags": object})
     if "deploy" not in sig.parameters:
         raise TypeError(f"{fn.__name__}: @deploy_options needs a `deploy: DeployFlags` parameter")
     params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -78,6 +82,8 @@ def deploy_options(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from ..deploy.vllm_args import DeployFlags
+
         flags = DeployFlags(**{n: kwargs.pop(f"deploy_{n}", d) for n, _, d in _PARAMS})
         return fn(*args, deploy=flags, **kwargs)
 
@@ -85,6 +91,15 @@ def deploy_options(fn: Callable) -> Callable:
     wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
     del wrapper.__wrapped__  # Typer must read the new signature
     return wrapper
+
+
+def __getattr__(name: str) -> Any:
+    """``from moe_inspect.cli.layout_options import DeployFlags`` keeps working, imported on first use."""
+    if name == "DeployFlags":
+        from ..deploy.vllm_args import DeployFlags
+
+        return DeployFlags
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["deploy_options", "DeployFlags"]
