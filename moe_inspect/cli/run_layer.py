@@ -111,9 +111,22 @@ def _fmt(v, spec: str = ".1f") -> str:
                      float_spec=spec)
 
 
+def _row_cells(r: dict, has_peer: bool) -> tuple[str, ...]:
+    a, tm, rl = r["accuracy"], r["timing"], r["roofline"]
+    pr = r.get("peer") or {}
+    peer_cells = (_fmt(pr.get("median_us")), _fmt(pr.get("flashinfer_over_peer"), ".2f")) if has_peer else ()
+    return (str(r["tokens"]), _fmt(r["experts_hit"], ".0f"), f"{a['rel_l2']:.2e}", f"{a['cosine']:.5f}",
+            f"{100 * a['within_tol']:.1f}%", _fmt(tm["median_us"]), f"{tm['p10_us']:.1f}–{tm['p90_us']:.1f}",
+            _fmt(rl["achieved_tbs"], ".2f"), _fmt(rl["pct_bandwidth"]), _fmt(rl["achieved_tflops"], ".1f"),
+            _fmt(rl["pct_compute"]), rl["bound"] or "–", "[green]pass[/]" if a["passed"] else "[red]FAIL[/]",
+            *peer_cells)
+
+
 def render_human(d: dict, c) -> None:
-    """The people's view of one GPU's result: a header, the per-token table, peer line, notes, verdict."""
+    """The people's view of one GPU's result: a header, the per-token table (one line per token count
+    when the terminal is too narrow for it), peer line, notes, verdict."""
     from rich.table import Table
+    from rich.text import Text
 
     s, p, g = d["shapes"], d["path"], d["gpu"]
     c.print(f"[bold]{d['model'] or 'custom layer'}[/] layer {d['layer']}: E={s['num_experts']} k={s['top_k']} "
@@ -124,21 +137,21 @@ def render_human(d: dict, c) -> None:
     c.print(f"{g['name']} (SM{g['arch']}), FlashInfer {d['versions']['flashinfer']}: {p['config_class']} "
             f"({p['weight_format']}×{p['activation_format']}), routing {d['routing_mode']} via {d['routing_source']}"
             + _agreement(d.get("routing") or {}))
-    t = Table(show_header=True, header_style="bold")
     has_peer = any(r.get("peer") for r in d["rows"])
-    for col in ("tokens", "experts hit", "rel L2", "cosine", "within tol", "µs (median)", "p10–p90", "TB/s",
-                "% BW", "TFLOP/s", "% compute", "bound", "ok") + (("peer µs", "FI/peer") if has_peer else ()):
+    cols = ("tokens", "experts hit", "rel L2", "cosine", "within tol", "µs (median)", "p10–p90", "TB/s",
+            "% BW", "TFLOP/s", "% compute", "bound", "ok") + (("peer µs", "FI/peer") if has_peer else ())
+    rows = [_row_cells(r, has_peer) for r in d["rows"]]
+    t = Table(show_header=True, header_style="bold")
+    for col in cols:
         t.add_column(col, justify="right")
-    for r in d["rows"]:
-        a, tm, rl = r["accuracy"], r["timing"], r["roofline"]
-        pr = r.get("peer") or {}
-        peer_cells = (_fmt(pr.get("median_us")), _fmt(pr.get("flashinfer_over_peer"), ".2f")) if has_peer else ()
-        t.add_row(str(r["tokens"]), _fmt(r["experts_hit"], ".0f"), f"{a['rel_l2']:.2e}", f"{a['cosine']:.5f}",
-                  f"{100 * a['within_tol']:.1f}%", _fmt(tm["median_us"]), f"{tm['p10_us']:.1f}–{tm['p90_us']:.1f}",
-                  _fmt(rl["achieved_tbs"], ".2f"), _fmt(rl["pct_bandwidth"]), _fmt(rl["achieved_tflops"], ".1f"),
-                  _fmt(rl["pct_compute"]), rl["bound"] or "–", "[green]pass[/]" if a["passed"] else "[red]FAIL[/]",
-                  *peer_cells)
-    c.print(t)
+    for cells in rows:
+        t.add_row(*cells)
+    widths = [max(Text.from_markup(x).cell_len for x in (col, *(r[i] for r in rows))) for i, col in enumerate(cols)]
+    if sum(widths) + 3 * len(cols) + 1 <= c.width:  # every cell whole, with the box's borders and padding
+        c.print(t)
+    else:  # too narrow for the table (80 columns, CI logs): one line per token count, nothing cut
+        for cells in rows:
+            c.print(f"T={cells[0]}: " + " · ".join(f"{name} {v}" for name, v in zip(cols[1:], cells[1:])))
     peers = [r["peer"] for r in d["rows"] if r.get("peer")]
     if peers:
         errs = {p["error"] for p in peers if p.get("error")}
