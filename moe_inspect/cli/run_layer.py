@@ -122,12 +122,28 @@ def _row_cells(r: dict, has_peer: bool) -> tuple[str, ...]:
             *peer_cells)
 
 
-def render_human(d: dict, c) -> None:
-    """The people's view of one GPU's result: a header, the per-token table (one line per token count
-    when the terminal is too narrow for it), peer line, notes, verdict."""
+def _table_or_lines(c, cols: tuple[str, ...], rows: list[tuple[str, ...]], *, key, skip: int) -> None:
+    """A Rich table when every cell fits the terminal whole, else one line per row (80 columns, CI logs):
+    ``key(cells)`` then "name value" for the columns after the first ``skip``. Nothing is ever cut."""
     from rich.table import Table
     from rich.text import Text
 
+    widths = [max(Text.from_markup(x).cell_len for x in (col, *(r[i] for r in rows))) for i, col in enumerate(cols)]
+    if sum(widths) + 3 * len(cols) + 1 <= c.width:  # the box's borders and padding
+        t = Table(show_header=True, header_style="bold")
+        for col in cols:
+            t.add_column(col, justify="right")
+        for cells in rows:
+            t.add_row(*cells)
+        c.print(t)
+        return
+    for cells in rows:
+        c.print(key(cells) + " · ".join(f"{name} {v}" for name, v in zip(cols[skip:], cells[skip:])))
+
+
+def render_human(d: dict, c) -> None:
+    """The people's view of one GPU's result: a header, the per-token table (one line per token count
+    when the terminal is too narrow for it), peer line, notes, verdict."""
     s, p, g = d["shapes"], d["path"], d["gpu"]
     c.print(f"[bold]{d['model'] or 'custom layer'}[/] layer {d['layer']}: E={s['num_experts']} k={s['top_k']} "
             f"H={s['hidden_size']} I={s['intermediate_size']} routing={s['routing_method']}"
@@ -141,17 +157,7 @@ def render_human(d: dict, c) -> None:
     cols = ("tokens", "experts hit", "rel L2", "cosine", "within tol", "µs (median)", "p10–p90", "TB/s",
             "% BW", "TFLOP/s", "% compute", "bound", "ok") + (("peer µs", "FI/peer") if has_peer else ())
     rows = [_row_cells(r, has_peer) for r in d["rows"]]
-    t = Table(show_header=True, header_style="bold")
-    for col in cols:
-        t.add_column(col, justify="right")
-    for cells in rows:
-        t.add_row(*cells)
-    widths = [max(Text.from_markup(x).cell_len for x in (col, *(r[i] for r in rows))) for i, col in enumerate(cols)]
-    if sum(widths) + 3 * len(cols) + 1 <= c.width:  # every cell whole, with the box's borders and padding
-        c.print(t)
-    else:  # too narrow for the table (80 columns, CI logs): one line per token count, nothing cut
-        for cells in rows:
-            c.print(f"T={cells[0]}: " + " · ".join(f"{name} {v}" for name, v in zip(cols[1:], cells[1:])))
+    _table_or_lines(c, cols, rows, key=lambda cells: f"T={cells[0]}: ", skip=1)
     peers = [r["peer"] for r in d["rows"] if r.get("peer")]
     if peers:
         errs = {p["error"] for p in peers if p.get("error")}
@@ -164,7 +170,6 @@ def render_human(d: dict, c) -> None:
 
 def render_distributed(d: dict, console) -> None:
     """N GPUs (layer/distributed.py): per-phase table (max over ranks), TP and EP side by side for each token count."""
-    from rich.table import Table
 
     s = d["shapes"]
     console.print(f"[bold]{d['model'] or 'custom layer'}[/] layer {d['layer']}: E={s['num_experts']} k={s['top_k']} "
@@ -173,21 +178,20 @@ def render_distributed(d: dict, console) -> None:
                   f"{d['versions'].get('nccl')}")
     for pl in d["plans"]:
         console.print(f"[dim]{pl['label']}: {pl['layout_text']}[/]")
-    t = Table(show_header=True, header_style="bold")
-    for col in ("tokens", "scheme", "route µs", "dispatch µs", "experts µs", "combine µs", "total µs",
-                "moved MB", "link GB/s", "rel L2", "ok"):
-        t.add_column(col, justify="right")
+    cols = ("tokens", "scheme", "route µs", "dispatch µs", "experts µs", "combine µs", "total µs",
+            "moved MB", "link GB/s", "rel L2", "ok")
+    rows = []
     for r in d["rows"]:
         for sc in r["schemes"]:
             ph, a = sc["phases_us"], sc["accuracy"] or {}
             moved = (sc["bytes"]["dispatch"] + sc["bytes"]["combine"]) / 1e6
             links = [v for v in sc["link_gbs"].values() if v]
-            t.add_row(str(r["tokens"]), sc["label"], f"{ph['route']:.1f}", f"{ph['dispatch']:.1f}",
-                      f"{ph['experts']:.1f}", f"{ph['combine']:.1f}", f"{ph['total']:.1f}", f"{moved:.2f}",
-                      "–" if not links else "/".join(f"{v:.1f}" for v in links),
-                      f"{a.get('rel_l2', float('nan')):.2e}",
-                      "[green]pass[/]" if a.get("passed") else "[red]FAIL[/]")
-    console.print(t)
+            rows.append((str(r["tokens"]), sc["label"], f"{ph['route']:.1f}", f"{ph['dispatch']:.1f}",
+                         f"{ph['experts']:.1f}", f"{ph['combine']:.1f}", f"{ph['total']:.1f}", f"{moved:.2f}",
+                         "–" if not links else "/".join(f"{v:.1f}" for v in links),
+                         f"{a.get('rel_l2', float('nan')):.2e}",
+                         "[green]pass[/]" if a.get("passed") else "[red]FAIL[/]"))
+    _table_or_lines(console, cols, rows, key=lambda cells: f"T={cells[0]} {cells[1]}: ", skip=2)
     for n in d["notes"]:
         console.print(f"[dim]note: {n}[/]")
     console.print("[green]verdict: pass[/]" if d["passed"] else "[red]verdict: FAIL (accuracy outside the format's threshold)[/]")
