@@ -14,7 +14,7 @@ import typer
 
 from .layout_options import deploy_options
 from .options import FlashinferVersionOpt, VllmVersionOpt, output_options
-from .output import Column, Output, handle_errors
+from .output import Column, Output, handle_errors, table_fits
 
 if TYPE_CHECKING:
     from ..deploy.vllm_args import DeployFlags
@@ -99,11 +99,6 @@ def _listing_cells(r: dict) -> list[str]:
 _LISTING_HEADS = ["model", "E", "k", "scoring", "groups", "quant", "method", "ids vLLM/FI"]
 
 
-def _fits(heads: list[str], rows: list[list[str]], width: int) -> bool:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
-    return sum(widths) + 3 * (len(widths) - 1) + 2 <= width
-
-
 def render_listing(rows: list[dict], con) -> None:
     from rich import box
     from rich.table import Table
@@ -111,12 +106,12 @@ def render_listing(rows: list[dict], con) -> None:
 
     cells = [_listing_cells(r) for r in rows]
     title = "built-in catalog (routing ids: vLLM / FlashInfer)"
-    if _fits(_LISTING_HEADS, cells, con.width):
-        t = Table(title=title, header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
-        for h in _LISTING_HEADS:
-            t.add_column(h, no_wrap=True, justify="right" if h in ("E", "k") else "left")
-        for c in cells:
-            t.add_row(*c)
+    t = Table(title=title, header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
+    for h in _LISTING_HEADS:
+        t.add_column(h, no_wrap=True, justify="right" if h in ("E", "k") else "left")
+    for c in cells:
+        t.add_row(*c)
+    if table_fits(con, t):
         con.print(t)
         return
     con.print(Text(title, style="bold"))
@@ -167,12 +162,12 @@ def render_matrix(data: dict, con) -> None:
     cells = [[r["id"], r["method"], r["quant_label"], *[_mark(c) for c in r["targets"]], refs[i]]
              for i, r in enumerate(rows)]
     con.print(Text(f"built-in catalog through `check` ({LEGEND})", style="bold"))
-    if _fits(heads, cells, con.width):
-        t = Table(header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
-        for h in heads:
-            t.add_column(h, no_wrap=True)
-        for c in cells:
-            t.add_row(*[Text(x, style=_style(x)) for x in c])
+    t = Table(header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
+    for h in heads:
+        t.add_column(h, no_wrap=True)
+    for c in cells:
+        t.add_row(*[Text(x, style=_style(x)) for x in c])
+    if table_fits(con, t):
         con.print(t)
     else:  # narrow terminal: the model id on its own line, never split
         for c in cells:

@@ -8,7 +8,7 @@ import typer
 
 from .layout_options import deploy_options
 from .options import FlashinferVersionOpt, NoCatalogOpt, OfflineOpt, RevisionOpt, VllmVersionOpt, output_options
-from .output import Output, handle_errors
+from .output import Output, handle_errors, table_fits
 
 if TYPE_CHECKING:
     from ..deploy.vllm_args import DeployFlags
@@ -235,24 +235,12 @@ def _pick_name(tr) -> str:
     return tr.auto_choice.backend.name if tr.auto_choice else ("(forced, not modelled)" if tr.forced else "none")
 
 
-def _matrix_fits(report, cols, width: int) -> bool:
-    rows = report.targets[0].verdicts if report.targets else []
-    widths = [max([len("vLLM picks"), len(f"--require {report.require}")] + [len(v.backend.name) for v in rows]), 4]
-    for trs in cols:
-        widths.append(max([len(x) for x in _group_head(trs)] + [len(summary_cell(v)) for v in trs[0].verdicts]
-                          + [len(_pick_name(trs[0])), len("NOT met")]))
-    return sum(widths) + 3 * len(widths) - 1 <= width
-
-
 def _matrix(report, con) -> None:
     """Backends × targets, ✓ / ✗ <gate>; one block per target group when the table would not fit."""
     from rich.table import Table
     from rich.text import Text
 
     cols = _column_groups(report)
-    if not _matrix_fits(report, cols, con.width):
-        _matrix_stacked(report, cols, con)
-        return
     t = Table(header_style="bold", pad_edge=False)
     t.add_column("backend", no_wrap=True)
     t.add_column("kind", style="dim", no_wrap=True)
@@ -272,7 +260,10 @@ def _matrix(report, con) -> None:
         t.add_row(Text(f"--require {report.require}", style="bold"), "",
                   *[Text("met", style="bold green") if trs[0].requirement_met else Text("NOT met", style="bold red")
                     for trs in cols])
-    con.print(t)
+    if table_fits(con, t):
+        con.print(t)
+    else:  # one block per target group when the table would not fit
+        _matrix_stacked(report, cols, con)
 
 
 def _matrix_stacked(report, cols, con) -> None:

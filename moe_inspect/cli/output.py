@@ -65,7 +65,7 @@ import typer
 from ..errors import EXIT_BAD_INPUT, BadInputError, MoeInspectError, debug_enabled
 
 __all__ = [
-    "OutputFormat", "Output", "Column", "Cell", "SECTION", "fmt_value", "md_cell", "output_from_flags",
+    "OutputFormat", "Output", "Column", "Cell", "SECTION", "fmt_value", "md_cell", "table_fits", "output_from_flags",
     "handle_errors", "debug_enabled", "error_line",
     # deprecated helpers, kept while commands move to Output
     "console", "print_json", "progress",
@@ -183,6 +183,16 @@ def _json_default(o: Any):
     if isinstance(o, (set, tuple)):
         return list(o)
     return str(o)
+
+
+def table_fits(con, table) -> bool:
+    """True when ``table`` prints on ``con`` at its natural width: no cell wrapped, folded or cut.
+    Rich squeezes a table that is too wide (cells end in "…"), so renderers that must never lose data
+    ask this first and fall back to one block or line per row."""
+    from rich.console import Console
+
+    natural = Console(width=1_000_000, highlight=False, soft_wrap=False).measure(table).maximum
+    return natural <= con.width
 
 
 def md_cell(text: str) -> str:

@@ -126,15 +126,15 @@ def _table_or_lines(c, cols: tuple[str, ...], rows: list[tuple[str, ...]], *, ke
     """A Rich table when every cell fits the terminal whole, else one line per row (80 columns, CI logs):
     ``key(cells)`` then "name value" for the columns after the first ``skip``. Nothing is ever cut."""
     from rich.table import Table
-    from rich.text import Text
 
-    widths = [max(Text.from_markup(x).cell_len for x in (col, *(r[i] for r in rows))) for i, col in enumerate(cols)]
-    if sum(widths) + 3 * len(cols) + 1 <= c.width:  # the box's borders and padding
-        t = Table(show_header=True, header_style="bold")
-        for col in cols:
-            t.add_column(col, justify="right")
-        for cells in rows:
-            t.add_row(*cells)
+    from .output import table_fits
+
+    t = Table(show_header=True, header_style="bold")
+    for col in cols:
+        t.add_column(col, justify="right")
+    for cells in rows:
+        t.add_row(*cells)
+    if table_fits(c, t):
         c.print(t)
         return
     for cells in rows:
