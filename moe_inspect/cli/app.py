@@ -75,13 +75,11 @@ def _root(
 
 
 def _add(module: ModuleType) -> None:
-    sub = getattr(module, "app", None)
-    if isinstance(sub, typer.Typer):  # a Typer app per command module: its command(s), in order
-        if not sub.registered_commands:
-            raise RuntimeError(f"{module.__name__}.app has no command")
-        app.registered_commands.extend(sub.registered_commands)
-    else:  # modules still on the older register(app) hook
-        module.register(app)
+    """A Typer app per command module: its command(s), in order (a module without one fails loudly)."""
+    sub = module.app
+    if not sub.registered_commands:
+        raise RuntimeError(f"{module.__name__}.app has no command")
+    app.registered_commands.extend(sub.registered_commands)
 
 
 for _module in COMMANDS:

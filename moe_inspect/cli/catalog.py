@@ -198,8 +198,3 @@ def catalog_markdown(rows: list[dict]) -> str:
             cells.append(mark if t.get("starts", True) else f"{mark}, does not start")
         out.append(f"| {r['id']} | {r['method']} | {md_cell(r['quant_label'])} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
-
-
-def register(root: typer.Typer) -> None:
-    """Deprecated: cli/app.py adds ``app`` itself."""
-    root.registered_commands.extend(app.registered_commands)

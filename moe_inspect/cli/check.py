@@ -366,8 +366,3 @@ def to_markdown(report) -> str:
     if any(mem):
         lines.append("| **memory** | | " + " | ".join(md_cell(m or "—") for m in mem) + " |")
     return "\n".join(lines) + "\n"
-
-
-def register(root: typer.Typer) -> None:
-    """Deprecated: cli/app.py adds ``app`` itself."""
-    root.registered_commands.extend(app.registered_commands)

@@ -58,8 +58,3 @@ def _markdown(data: dict) -> str:
     from .render import detect_markdown
 
     return detect_markdown(data)
-
-
-def register(root: typer.Typer) -> None:
-    """Deprecated: cli/app.py adds ``app`` itself."""
-    root.registered_commands.extend(app.registered_commands)

@@ -32,8 +32,6 @@ FormatOpt = Annotated[Optional[OutputFormat], typer.Option(
 OutputJsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (same as --format json).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only the answer and the exit code (same as --format quiet).")]
 
-# Deprecated: a bare --json for commands not yet on output_options.
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 _OUTPUT_PARAMS = (
     inspect.Parameter("output_format", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=FormatOpt),
@@ -71,5 +69,5 @@ def output_options(fn: Callable) -> Callable:
 
 __all__ = [
     "ModelArg", "RevisionOpt", "OfflineOpt", "NoCatalogOpt", "VllmVersionOpt", "FlashinferVersionOpt",
-    "FormatOpt", "OutputJsonOpt", "QuietOpt", "JsonOpt", "output_options", "Output", "OutputFormat",
+    "FormatOpt", "OutputJsonOpt", "QuietOpt", "output_options", "Output", "OutputFormat",
 ]

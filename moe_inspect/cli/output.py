@@ -47,8 +47,7 @@ input/environment), and any unexpected exception into one line too, exit 2.
 ``MOE_INSPECT_DEBUG=1`` (parsed once, :func:`moe_inspect.errors.debug_enabled`) re-raises so the
 traceback shows.
 
-Kept for modules not yet moved to ``Output`` (deprecated, still working): :func:`console`,
-:func:`print_json`, :func:`progress`, :func:`error_line`.
+Lower-level pieces the ``Output`` itself builds on: :func:`console`, :func:`progress`, :func:`error_line`.
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ __all__ = [
     "OutputFormat", "Output", "Column", "Cell", "SECTION", "fmt_value", "md_cell", "table_fits", "output_from_flags",
     "handle_errors", "debug_enabled", "error_line",
     # deprecated helpers, kept while commands move to Output
-    "console", "print_json", "progress",
+    "console", "progress",
 ]
 
 
@@ -449,11 +448,6 @@ def console(stderr: bool = False):
 
     _safe_errors(sys.stderr if stderr else sys.stdout)
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
-
-
-def print_json(data: Any) -> None:
-    """Deprecated: use ``out.dict(data)`` (the same JSON in json mode)."""
-    _write(json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 @contextmanager

@@ -24,58 +24,60 @@ _EPILOG = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("run-layer", epilog=_EPILOG)
-    @handle_errors
-    @output_options
-    def run_layer(
-        out: Output,
-        model: Annotated[Optional[str], typer.Argument(metavar="[MODEL]", help="Hub id, local checkpoint directory or catalog name; omit to give shapes explicitly.")] = None,
-        quant: Annotated[str, typer.Option("--quant", help=_QUANT_HELP)] = "bf16",
-        backend: Annotated[str, typer.Option("--backend", help="auto (cuTile on SM89/90/12x, TRT-LLM on SM100/103), cutile or trtllm.")] = "auto",
-        act: Annotated[Optional[str], typer.Option("--act", help="Activation precision: bf16 (weight-only) or quant; default: the GPU's natural path.")] = None,
-        tokens: Annotated[str, typer.Option("--tokens", help="Comma-separated token counts to run and time.")] = "1,16,128,1024",
-        layer: Annotated[Optional[int], typer.Option("--layer", help="MoE layer index (default: the first MoE layer).")] = None,
-        weights: Annotated[str, typer.Option("--weights", help="random (seeded, at the model's shapes) or checkpoint (read one layer from MODEL's local files).")] = "random",
-        seed: Annotated[int, typer.Option("--seed", help="Seed for random weights and inputs.")] = 0,
-        experts: Annotated[Optional[int], typer.Option("--experts", help="Number of routed experts (no MODEL).")] = None,
-        top_k: Annotated[Optional[int], typer.Option("--top-k", help="Experts per token (no MODEL).")] = None,
-        hidden: Annotated[Optional[int], typer.Option("--hidden", help="Hidden size (no MODEL).")] = None,
-        intermediate: Annotated[Optional[int], typer.Option("--intermediate", help="Expert intermediate size (no MODEL).")] = None,
-        routing: Annotated[Optional[str], typer.Option("--routing-method", help="FlashInfer routing method, e.g. Renormalize, MiniMax2, DeepSeekV3 (no MODEL).")] = None,
-        routing_impl: Annotated[Optional[str], typer.Option("--routing", metavar="kernel|reference", help="Who computes the top-k fed to a precomputed-routing expert kernel: kernel (FlashInfer's trtllm-gen routing kernel, or fused_topk_deepseek) or reference (our router; on TRT-LLM also forces the precomputed variant). Default: kernel where one runs for the method, else reference with the reason.")] = None,
-        n_group: Annotated[Optional[int], typer.Option("--n-group", help="DeepSeekV3 expert groups (no MODEL).")] = None,
-        topk_group: Annotated[Optional[int], typer.Option("--topk-group", help="DeepSeekV3 groups kept (no MODEL).")] = None,
-        scale: Annotated[Optional[float], typer.Option("--routed-scaling-factor", help="Routed scaling factor (no MODEL).")] = None,
-        precomputed_routing: Annotated[bool, typer.Option("--precomputed-routing", help="TRT-LLM: use the routed kernel variant even when in-kernel routing works.")] = False,
-        repeat_ms: Annotated[float, typer.Option("--repeat-ms", help="Target measurement time per token count, ms.")] = 100.0,
-        autotune: Annotated[bool, typer.Option("--autotune", help="Let FlashInfer's autotuner profile tactics on the first call of each token count (slow: each tactic compiles).")] = False,
-        tp: Annotated[Optional[int], typer.Option("--tp", "--tensor-parallel-size", min=1, metavar="N", rich_help_panel="Multi-GPU (as vllm serve)", help="Shard the layer over N GPUs of this host with tensor parallelism (every expert's width split, output all-reduced), one process per GPU over NCCL.")] = None,
-        dp: Annotated[Optional[int], typer.Option("--dp", "--data-parallel-size", min=1, metavar="N", rich_help_panel="Multi-GPU (as vllm serve)", help="Data-parallel ranks (vLLM --data-parallel-size): with --ep each GPU holds its own share of the tokens and an all-to-all moves them to the experts' owners.")] = None,
-        ep: Annotated[bool, typer.Option("--ep", "--enable-expert-parallel", rich_help_panel="Multi-GPU (as vllm serve)", help="Expert parallelism (vLLM --enable-expert-parallel): experts split over tp·dp GPUs as vLLM places them; all-to-all with --dp > 1, all-reduce with --tp.")] = False,
-        compare_tp_ep: Annotated[bool, typer.Option("--compare-tp-ep", rich_help_panel="Multi-GPU (as vllm serve)", help="With --tp N or --dp N --ep: also run the other scheme (TP N / EP N all-to-all) on the same tokens, side by side.")] = False,
-        peer: Annotated[bool, typer.Option("--peer/--no-peer", help="Also time torch's grouped GEMM (torch._grouped_mm, BF16 weights, CUDA graph) on the same routed inputs: the peer µs and FlashInfer/peer columns.")] = True,
-        offline: OfflineOpt = False,
-        plot: Annotated[Optional[str], typer.Option("--plot", help="Write latency and % of limit vs tokens to this PNG (needs matplotlib).")] = None,
-    ) -> None:
-        """Run one MoE layer through FlashInfer on this GPU: check it against float32 torch and time it."""
-        from ..layer.runner import RunLayerOptions, parse_tokens
-        from ..layer.sharding import plan_layout
+app = typer.Typer()
 
-        shard = plan_layout(tp, dp, ep)
-        if compare_tp_ep and shard is None:
-            from ..errors import BadInputError
 
-            raise BadInputError("--compare-tp-ep needs a multi-GPU layout (--tp N, or --dp N --ep)")
+@app.command("run-layer", epilog=_EPILOG)
+@handle_errors
+@output_options
+def run_layer(
+    out: Output,
+    model: Annotated[Optional[str], typer.Argument(metavar="[MODEL]", help="Hub id, local checkpoint directory or catalog name; omit to give shapes explicitly.")] = None,
+    quant: Annotated[str, typer.Option("--quant", help=_QUANT_HELP)] = "bf16",
+    backend: Annotated[str, typer.Option("--backend", help="auto (cuTile on SM89/90/12x, TRT-LLM on SM100/103), cutile or trtllm.")] = "auto",
+    act: Annotated[Optional[str], typer.Option("--act", help="Activation precision: bf16 (weight-only) or quant; default: the GPU's natural path.")] = None,
+    tokens: Annotated[str, typer.Option("--tokens", help="Comma-separated token counts to run and time.")] = "1,16,128,1024",
+    layer: Annotated[Optional[int], typer.Option("--layer", help="MoE layer index (default: the first MoE layer).")] = None,
+    weights: Annotated[str, typer.Option("--weights", help="random (seeded, at the model's shapes) or checkpoint (read one layer from MODEL's local files).")] = "random",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for random weights and inputs.")] = 0,
+    experts: Annotated[Optional[int], typer.Option("--experts", help="Number of routed experts (no MODEL).")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Experts per token (no MODEL).")] = None,
+    hidden: Annotated[Optional[int], typer.Option("--hidden", help="Hidden size (no MODEL).")] = None,
+    intermediate: Annotated[Optional[int], typer.Option("--intermediate", help="Expert intermediate size (no MODEL).")] = None,
+    routing: Annotated[Optional[str], typer.Option("--routing-method", help="FlashInfer routing method, e.g. Renormalize, MiniMax2, DeepSeekV3 (no MODEL).")] = None,
+    routing_impl: Annotated[Optional[str], typer.Option("--routing", metavar="kernel|reference", help="Who computes the top-k fed to a precomputed-routing expert kernel: kernel (FlashInfer's trtllm-gen routing kernel, or fused_topk_deepseek) or reference (our router; on TRT-LLM also forces the precomputed variant). Default: kernel where one runs for the method, else reference with the reason.")] = None,
+    n_group: Annotated[Optional[int], typer.Option("--n-group", help="DeepSeekV3 expert groups (no MODEL).")] = None,
+    topk_group: Annotated[Optional[int], typer.Option("--topk-group", help="DeepSeekV3 groups kept (no MODEL).")] = None,
+    scale: Annotated[Optional[float], typer.Option("--routed-scaling-factor", help="Routed scaling factor (no MODEL).")] = None,
+    precomputed_routing: Annotated[bool, typer.Option("--precomputed-routing", help="TRT-LLM: use the routed kernel variant even when in-kernel routing works.")] = False,
+    repeat_ms: Annotated[float, typer.Option("--repeat-ms", help="Target measurement time per token count, ms.")] = 100.0,
+    autotune: Annotated[bool, typer.Option("--autotune", help="Let FlashInfer's autotuner profile tactics on the first call of each token count (slow: each tactic compiles).")] = False,
+    tp: Annotated[Optional[int], typer.Option("--tp", "--tensor-parallel-size", min=1, metavar="N", rich_help_panel="Multi-GPU (as vllm serve)", help="Shard the layer over N GPUs of this host with tensor parallelism (every expert's width split, output all-reduced), one process per GPU over NCCL.")] = None,
+    dp: Annotated[Optional[int], typer.Option("--dp", "--data-parallel-size", min=1, metavar="N", rich_help_panel="Multi-GPU (as vllm serve)", help="Data-parallel ranks (vLLM --data-parallel-size): with --ep each GPU holds its own share of the tokens and an all-to-all moves them to the experts' owners.")] = None,
+    ep: Annotated[bool, typer.Option("--ep", "--enable-expert-parallel", rich_help_panel="Multi-GPU (as vllm serve)", help="Expert parallelism (vLLM --enable-expert-parallel): experts split over tp·dp GPUs as vLLM places them; all-to-all with --dp > 1, all-reduce with --tp.")] = False,
+    compare_tp_ep: Annotated[bool, typer.Option("--compare-tp-ep", rich_help_panel="Multi-GPU (as vllm serve)", help="With --tp N or --dp N --ep: also run the other scheme (TP N / EP N all-to-all) on the same tokens, side by side.")] = False,
+    peer: Annotated[bool, typer.Option("--peer/--no-peer", help="Also time torch's grouped GEMM (torch._grouped_mm, BF16 weights, CUDA graph) on the same routed inputs: the peer µs and FlashInfer/peer columns.")] = True,
+    offline: OfflineOpt = False,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write latency and % of limit vs tokens to this PNG (needs matplotlib).")] = None,
+) -> None:
+    """Run one MoE layer through FlashInfer on this GPU: check it against float32 torch and time it."""
+    from ..layer.runner import RunLayerOptions, parse_tokens
+    from ..layer.sharding import plan_layout
 
-        opts = RunLayerOptions(
-            model=model, quant=quant, backend=backend, act=act, tokens=parse_tokens(tokens), layer=layer,
-            weights=weights, seed=seed, experts=experts, top_k=top_k, hidden=hidden, intermediate=intermediate,
-            routing=routing, n_group=n_group, topk_group=topk_group, routed_scaling_factor=scale,
-            precomputed_routing=precomputed_routing, routing_impl=routing_impl, repeat_ms=repeat_ms, autotune=autotune, plot=plot, offline=True if offline else None,
-        )
-        opts.peer = peer
-        _execute(opts, shard, out, compare_tp_ep=compare_tp_ep)
+    shard = plan_layout(tp, dp, ep)
+    if compare_tp_ep and shard is None:
+        from ..errors import BadInputError
+
+        raise BadInputError("--compare-tp-ep needs a multi-GPU layout (--tp N, or --dp N --ep)")
+
+    opts = RunLayerOptions(
+        model=model, quant=quant, backend=backend, act=act, tokens=parse_tokens(tokens), layer=layer,
+        weights=weights, seed=seed, experts=experts, top_k=top_k, hidden=hidden, intermediate=intermediate,
+        routing=routing, n_group=n_group, topk_group=topk_group, routed_scaling_factor=scale,
+        precomputed_routing=precomputed_routing, routing_impl=routing_impl, repeat_ms=repeat_ms, autotune=autotune, plot=plot, offline=True if offline else None,
+    )
+    opts.peer = peer
+    _execute(opts, shard, out, compare_tp_ep=compare_tp_ep)
 
 
 def _execute(opts, shard, out: Output, *, compare_tp_ep: bool) -> None:
