@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..errors import MoeInspectError
+from ..sources.strict_json import read_json_file
 from .layout import Layout, local_experts
 
 V = "vllm 0.33.0 "
@@ -39,7 +41,6 @@ _FM = _L + "fused_moe/"
 _Q = _L + "quantization/"
 _CT = _Q + "compressed_tensors/compressed_tensors_moe/"
 _M = "model_executor/models/"
-MAX_JSON_BYTES = 64 * 1024 * 1024  # a safetensors index of a 1T-parameter model is ~10 MB
 
 
 # ------------------------------------------------------------------------------------------------
@@ -95,12 +96,12 @@ class RawModel:
     where: str = ""  # "local directory …", "catalog (config subset)", …
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path) -> dict | None:
+    """``path`` as a JSON object through the one strict reader, or None when it is missing,
+    unreadable or not a JSON object (the caller falls back; ``check`` does not fail on it)."""
     try:
-        if not path.is_file() or path.stat().st_size > MAX_JSON_BYTES:
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        return read_json_file(path, err=MoeInspectError, what="JSON file")
+    except MoeInspectError:
         return None
 
 
