@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,34 +169,14 @@ def _check_contiguous(spans: list[tuple[int, int, str]], where: str) -> None:
         prev_end, prev_name = end, name
 
 
-def _open_regular(path: Path, where: str):
-    """Open ``path`` for reading, following symlinks only to regular files."""
-    try:
-        st = os.stat(path)  # follows symlinks (the HF cache is symlinks into blobs/)
-    except FileNotFoundError:
-        raise CheckpointError(f"{where}: no such file (or a dangling symlink)") from None
-    except OSError as e:
-        raise CheckpointError(f"{where}: cannot stat ({e.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise CheckpointError(f"{where}: not a regular file")
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise CheckpointError(f"{where}: cannot open ({e.strerror})") from None
-    # re-check on the opened descriptor (the path may have been swapped in between)
-    fst = os.fstat(f.fileno())
-    if not stat.S_ISREG(fst.st_mode):
-        f.close()
-        raise CheckpointError(f"{where}: not a regular file")
-    return f, fst.st_size
-
-
 def read_local_header_ex(path: str | os.PathLike, *, file_name: str | None = None) -> HeaderResult:
     """Read and validate the header of a local safetensors file (never the data)."""
     path = Path(path)
     where = str(path)
     name = file_name if file_name is not None else path.name
-    f, size = _open_regular(path, where)
+    from .sources.strict_json import open_regular  # here, not at the top: sources imports this module
+
+    f, size = open_regular(path, err=CheckpointError, where=where)
     with f:
         prefix = f.read(8)
         n = header_length(prefix, where=where, file_size=size)

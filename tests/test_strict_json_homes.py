@@ -72,3 +72,74 @@ def test_raw_model_refuses_an_index_over_the_one_size_limit(tmp_path):
     # the limit lives in one place
     assert strict_json.MAX_JSON_BYTES == 64_000_000
     assert not hasattr(S, "MAX_JSON_BYTES")
+
+
+# ------------------------------------------------------------------ open_regular: one primitive, one wording
+from moe_inspect.errors import CheckpointError, ConfigError  # noqa: E402
+from moe_inspect.safetensors_io import read_local_header  # noqa: E402
+from moe_inspect.sources import read_config  # noqa: E402
+
+from .modelgen import make_model_dir, moe_config, moe_tensors  # noqa: E402
+
+
+def _msg(fn, path, err):
+    with pytest.raises(err) as e:
+        fn(path)
+    return str(e.value)
+
+
+def _cases(tmp_path):
+    gone = tmp_path / "gone"
+    gone.symlink_to(tmp_path / "nothing-here")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    d = tmp_path / "a-dir"
+    d.mkdir()
+    return [
+        (tmp_path / "absent", f"{tmp_path / 'absent'}: no such file"),
+        (gone, f"{gone}: a dangling symlink (its target is missing)"),
+        (loop, f"{loop}: cannot read (Too many levels of symbolic links)"),
+        (d, f"{d}: not a regular file"),
+    ]
+
+
+def test_config_reader_and_safetensors_reader_say_the_same_thing(tmp_path):
+    for path, expect in _cases(tmp_path):
+        assert _msg(read_config, path, ConfigError) == expect
+        assert _msg(read_local_header, path, CheckpointError) == expect
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    link = tmp_path / "model.safetensors"
+    link.symlink_to(fifo)
+    assert _msg(read_local_header, link, CheckpointError) == f"{link}: not a regular file"
+    assert _msg(read_config, link, ConfigError) == f"{link}: not a regular file"
+
+
+def test_open_regular_follows_a_symlink_to_a_regular_file(tmp_path):
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"12345")
+    link = tmp_path / "link"
+    link.symlink_to(blob)
+    f, size = strict_json.open_regular(link, err=ConfigError, where="w")
+    with f:
+        assert (size, f.read()) == (5, b"12345")
+
+
+def test_detect_names_an_oversized_config_in_one_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    import typer.main
+
+    from moe_inspect.cli.app import app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    d = make_model_dir(tmp_path / "m", moe_config(), moe_tensors())
+    with open(d / "config.json", "r+b") as f:
+        f.truncate(64_000_001)  # sparse; judged by its size before a byte is read
+    r = CliRunner().invoke(typer.main.get_command(app), ["detect", str(d)])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"error: {d / 'config.json'}: 64000001 bytes is too large for a config"

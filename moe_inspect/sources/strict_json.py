@@ -47,22 +47,44 @@ def loads_object(raw: bytes, *, where: str, err: type[MoeInspectError], subject:
     return obj
 
 
-def read_json_file(path: Path, *, err: type[MoeInspectError], what: str) -> dict:
-    """Read a JSON object from ``path``: a regular file (symlinks followed to regular files only)
-    of at most :data:`MAX_JSON_BYTES`, judged before it is opened for reading."""
-    where = str(path)
+def open_regular(path: Path, *, err: type[MoeInspectError], where: str):
+    """``(file, size)``: ``path`` opened for binary reading, following symlinks only to regular
+    files (the HF cache is symlinks into ``blobs/``). The type is judged before opening (a FIFO
+    would block, ``/dev/zero`` never ends) and again on the opened descriptor (the path may have
+    been swapped in between). Every failure is one line, raised as ``err`` with ``where`` first."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise err(f"{where}: a dangling symlink (its target is missing)") from None
         raise err(f"{where}: no such file") from None
     except OSError as e:
         raise err(f"{where}: cannot read ({e.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
         raise err(f"{where}: not a regular file")
-    if st.st_size > MAX_JSON_BYTES:
-        raise err(f"{where}: {st.st_size} bytes is too large for a {what}")
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except OSError as e:
         raise err(f"{where}: cannot read ({e.strerror})") from None
+    fst = os.fstat(f.fileno())
+    if not stat.S_ISREG(fst.st_mode):
+        f.close()
+        raise err(f"{where}: not a regular file")
+    return f, fst.st_size
+
+
+def read_json_file(path: Path, *, err: type[MoeInspectError], what: str) -> dict:
+    """Read a JSON object from ``path`` (opened by :func:`open_regular`) of at most
+    :data:`MAX_JSON_BYTES`, judged before a byte is read."""
+    where = str(path)
+    f, size = open_regular(path, err=err, where=where)
+    with f:
+        if size > MAX_JSON_BYTES:
+            raise err(f"{where}: {size} bytes is too large for a {what}")
+        try:
+            raw = f.read(MAX_JSON_BYTES + 1)
+        except OSError as e:
+            raise err(f"{where}: cannot read ({e.strerror})") from None
+    if len(raw) > MAX_JSON_BYTES:  # it grew after the size was judged
+        raise err(f"{where}: more than {MAX_JSON_BYTES} bytes is too large for a {what}")
     return loads_object(raw, where=where, err=err)
