@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, EnvironmentError_, UnsupportedError
+from .extras import require
 from .spec import ModelDescription, MoESpec
 
 __all__ = [
@@ -53,7 +54,7 @@ __all__ = [
 DEFAULT_TOKENS = 64
 DEFAULT_HIDDEN = 64
 MAX_EXPERTS = 65536  # bound on the random router built for a (possibly hostile) config
-ORACLE_EXTRA = "verify needs the oracle extra: pip install 'moe-inspect[oracle]'"
+_ORACLE = ("oracle", "verify")  # extras.require(module, extra, purpose): the extra to install, who needs it
 
 # Both sides are compared in fp32 (the reference is called with output_dtype=None). fp32 lets
 # a semantic difference as small as a missing epsilon or a 1e-3 rescale show up, while leaving
@@ -443,23 +444,6 @@ class VerifyResult:
 
 
 # --------------------------------------------------------------------------------- helpers
-def _import_torch():
-    try:
-        import torch
-    except ImportError:
-        raise EnvironmentError_(ORACLE_EXTRA) from None
-    return torch
-
-
-def _import_transformers():
-    _import_torch()
-    try:
-        import transformers
-    except ImportError:
-        raise EnvironmentError_(ORACLE_EXTRA) from None
-    return transformers
-
-
 def _getattr_path(obj, path: str):
     for part in path.split("."):
         obj = getattr(obj, part)
@@ -523,7 +507,7 @@ class _Comparison:
 
 def _compare(ref_ids, ref_w, or_ids, or_w, *, atol: float, rtol: float) -> _Comparison:
     """Per token: expert sets exactly (order-insensitive), weights matched by expert id."""
-    torch = _import_torch()
+    torch = require("torch", *_ORACLE)
     ref_ids = ref_ids.long().cpu()
     or_ids = or_ids.long().cpu()
     ref_w = ref_w.double().cpu()
@@ -645,7 +629,8 @@ def _oracle_row(s: _Setup) -> OracleRow:
 
 
 def _router_classes(s: _Setup, row: OracleRow):
-    transformers = _import_transformers()
+    require("torch", *_ORACLE)  # transformers imports without torch; its model classes do not work
+    transformers = require("transformers", *_ORACLE)
     s.base["oracle_version"] = s.base["oracle_version"] or transformers.__version__
     try:
         modeling = importlib.import_module(f"transformers.models.{row.key}.modeling_{row.key}")
@@ -659,7 +644,7 @@ def _build_oracle(s: _Setup, row: OracleRow, *, tokens: int, seed: int, hidden: 
                   given: tuple | None = None) -> _Oracle:
     """Build the architecture's router with seeded random weights (or ``given`` = the checkpoint's
     (router weight [E, H], correction bias [E] or None)) and run it on random hidden states."""
-    torch = _import_torch()
+    torch = require("torch", *_ORACLE)
     router_cls, config_cls = _router_classes(s, row)
     kw = _config_kwargs(row, s.spec, hidden)
     reflects, reflects_note = _reflects(row, s.spec)
@@ -703,7 +688,7 @@ def _build_oracle(s: _Setup, row: OracleRow, *, tokens: int, seed: int, hidden: 
 
 
 def _oracle_logits(o: _Oracle):
-    torch = _import_torch()
+    torch = require("torch", *_ORACLE)
     with torch.no_grad():
         if o.row.logits == "gemma4":  # the router normalises and rescales its input first
             r = o.router
@@ -787,7 +772,8 @@ def verify_description(
     Any step may end the run as cannot_verify (one path, :class:`_CannotVerify`)."""
     s = _setup(description, tokens=tokens, seed=seed, method=method, hidden_size=hidden_size,
                flashinfer_version=flashinfer_version, oracle="transformers")
-    _import_transformers()
+    require("torch", *_ORACLE)
+    require("transformers", *_ORACLE)
     try:
         row = _oracle_row(s)
         o = _build_oracle(s, row, tokens=tokens, seed=seed, hidden=hidden_size)
@@ -946,7 +932,7 @@ def _kernel_logits(s: _Setup, description: ModelDescription, *, tokens: int, see
     """(oracle or None, logits fp32 [T, E], bias or None, why the model router is missing, where the
     logits came from): the model's router when transformers has it (the checkpoint's router weights
     when a checkpoint is local), else seeded logits N(0, scale^2) and bias 0.1 N(0, 1)."""
-    torch = _import_torch()
+    torch = require("torch", *_ORACLE)
     ckpt = checkpoint_router(description)
     what = (f"logits = hidden states N(0, 1) x the checkpoint's router {ckpt[2]} (and its correction bias): "
             "--logit-scale does not apply" if ckpt is not None else None)
@@ -984,7 +970,7 @@ def _selection_keys(method: str, logits, bias):
 
 
 def _run_kernels(runners: dict, logits, bias) -> tuple[dict, dict]:
-    torch = _import_torch()
+    torch = require("torch", *_ORACLE)
     outs, info = {}, {}
     for name, (fn, why) in runners.items():
         if fn is None:
@@ -1055,7 +1041,7 @@ def verify_kernel(
     from .errors import BadInputError
     from .reference import METHODS
 
-    _import_torch()  # the oracle extra, said in one line before anything imports torch
+    require("torch", *_ORACLE)  # the oracle extra, said in one line before anything imports torch
     from .reference.routers import KERNELS, route
 
     if not logit_scale > 0:

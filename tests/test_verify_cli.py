@@ -80,7 +80,7 @@ def test_missing_transformers_is_one_line_exit_2(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     r = _run("zai-org/GLM-4.7")
     assert r.exit_code == 2
-    assert r.stderr.strip() == "error: verify needs the oracle extra: pip install 'moe-inspect[oracle]'"
+    assert r.stderr.strip() == "error: verify needs transformers, which is not installed: pip install 'moe-inspect[oracle]'"
 
 
 def test_kernel_without_cuda_is_one_line_exit_2():

@@ -1,5 +1,6 @@
-"""`verify` in a core install (no torch / transformers): one line naming the oracle extra, exit 2
-(issue 11 item 3 — the same audit as run-layer's). `--kernel` used to die with
+"""`verify` in a core install (no torch / transformers): one line naming the missing package and the
+oracle extra, exit 2 (issue 11 item 3 — the same audit as run-layer's; the wording is
+moe_inspect/extras.py's, shared by every command). `--kernel` used to die with
 "internal error: ModuleNotFoundError: No module named 'torch'"."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import sys
 
 import pytest
 
-EXPECTED = "error: verify needs the oracle extra: pip install 'moe-inspect[oracle]'"
+NO_TORCH = "error: verify needs torch, which is not installed: pip install 'moe-inspect[oracle]'"
+NO_TRANSFORMERS = "error: verify needs transformers, which is not installed: pip install 'moe-inspect[oracle]'"
 
 
 def _verify(tmp_path, *args, hide=("torch", "transformers")):
@@ -29,11 +31,45 @@ def _verify(tmp_path, *args, hide=("torch", "transformers")):
 def test_core_install_names_the_oracle_extra(tmp_path, extra_args):
     rc, lines = _verify(tmp_path, "MiniMaxAI/MiniMax-M2.5", "--offline", *extra_args)
     assert rc == 2
-    assert lines == [EXPECTED]
+    assert lines == [NO_TORCH]
 
 
 def test_transformers_missing_alone_is_said_too(tmp_path):
     pytest.importorskip("torch")
     rc, lines = _verify(tmp_path, "MiniMaxAI/MiniMax-M2.5", "--offline", hide=("transformers",))
     assert rc == 2
-    assert lines == [EXPECTED]
+    assert lines == [NO_TRANSFORMERS]
+
+
+# the same through typer's CliRunner, in this process: the import fails because sys.modules says so
+@pytest.mark.parametrize(("hide", "expected"), [
+    (("torch",), NO_TORCH),
+    (("torch", "transformers"), NO_TORCH),  # torch is asked for first
+    (("transformers",), NO_TRANSFORMERS),
+])
+@pytest.mark.parametrize("extra_args", [[], ["--json"]])
+def test_in_process_missing_package_is_one_line_exit_2(tmp_path, monkeypatch, hide, expected, extra_args):
+    from typer.testing import CliRunner
+
+    from moe_inspect.cli.app import app
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for m in hide:
+        monkeypatch.setitem(sys.modules, m, None)
+    r = CliRunner().invoke(app, ["verify", "MiniMaxAI/MiniMax-M2.5", "--offline", *extra_args])
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert r.stderr.strip() == expected
+
+
+def test_in_process_kernel_without_torch_is_one_line_exit_2(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from moe_inspect.cli.app import app
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    r = CliRunner().invoke(app, ["verify", "MiniMaxAI/MiniMax-M2.5", "--offline", "--kernel"])
+    assert (r.exit_code, r.stderr.strip()) == (2, NO_TORCH)
