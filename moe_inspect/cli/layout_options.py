@@ -15,48 +15,46 @@ import typer
 if TYPE_CHECKING:
     from ..deploy.vllm_args import DeployFlags
 
-_P = "Deployment (as vllm serve)"
-
 TpOpt = Annotated[Optional[int], typer.Option(
-    "--tp", "--tensor-parallel-size", min=1, metavar="N", rich_help_panel=_P,
+    "--tp", "--tensor-parallel-size", min=1, metavar="N",
     help="Tensor-parallel size (vLLM --tensor-parallel-size). Default 1.")]
 DpOpt = Annotated[Optional[int], typer.Option(
-    "--dp", "--data-parallel-size", min=1, metavar="N", rich_help_panel=_P,
+    "--dp", "--data-parallel-size", min=1, metavar="N",
     help="Data-parallel size (vLLM --data-parallel-size): without --ep the experts are still sharded over tp·dp.")]
 PpOpt = Annotated[Optional[int], typer.Option(
-    "--pp", "--pipeline-parallel-size", min=1, metavar="N", rich_help_panel=_P,
+    "--pp", "--pipeline-parallel-size", min=1, metavar="N",
     help="Pipeline-parallel size (vLLM --pipeline-parallel-size). Default 1.")]
 EpOpt = Annotated[bool, typer.Option(
-    "--ep", "--enable-expert-parallel", rich_help_panel=_P,
+    "--ep", "--enable-expert-parallel",
     help="Expert parallelism (vLLM --enable-expert-parallel): experts split over tp·dp ranks; all-to-all "
          "kernels only with DP > 1.")]
 EplbOpt = Annotated[bool, typer.Option(
-    "--eplb", "--enable-eplb", rich_help_panel=_P, help="Expert-parallel load balancing (vLLM --enable-eplb).")]
+    "--eplb", "--enable-eplb", help="Expert-parallel load balancing (vLLM --enable-eplb).")]
 RedundantOpt = Annotated[Optional[int], typer.Option(
-    "--num-redundant-experts", min=0, metavar="N", rich_help_panel=_P,
+    "--num-redundant-experts", min=0, metavar="N",
     help="Redundant expert replicas for EPLB (vLLM --eplb-config.num_redundant_experts).")]
 All2allOpt = Annotated[Optional[str], typer.Option(
-    "--all2all-backend", metavar="NAME", rich_help_panel=_P,
+    "--all2all-backend", metavar="NAME",
     help="vLLM --all2all-backend (default allgather_reducescatter), e.g. deepep_high_throughput, "
          "deepep_low_latency, flashinfer_nvlink_one_sided.")]
 MoeBackendOpt = Annotated[Optional[str], typer.Option(
-    "--moe-backend", metavar="NAME", rich_help_panel=_P,
+    "--moe-backend", metavar="NAME",
     help="Forced vLLM --moe-backend (flashinfer_trtllm, flashinfer_cutlass, triton, deep_gemm, marlin, "
          "humming, …): vLLM then raises instead of falling back.")]
 VllmArgsOpt = Annotated[Optional[str], typer.Option(
-    "--vllm-args", metavar="'ARGS'", rich_help_panel=_P,
+    "--vllm-args", metavar="'ARGS'",
     help="The flags of your real `vllm serve` line, quoted (model id taken from it when MODEL is omitted); "
          "flags that do not matter here are listed as ignored.")]
 GmuOpt = Annotated[Optional[float], typer.Option(
-    "--gpu-memory-utilization", metavar="F", rich_help_panel=_P,
+    "--gpu-memory-utilization", metavar="F",
     help="Fraction of GPU memory vLLM may use (default 0.9).")]
 MaxLenOpt = Annotated[Optional[str], typer.Option(
-    "--max-model-len", metavar="N", rich_help_panel=_P,
+    "--max-model-len", metavar="N",
     help="Context length for the KV-cache estimate (32768, 32k, 32K).")]
 KvDtypeOpt = Annotated[Optional[str], typer.Option(
-    "--kv-cache-dtype", metavar="DTYPE", rich_help_panel=_P, help="vLLM --kv-cache-dtype (auto, fp8, …).")]
+    "--kv-cache-dtype", metavar="DTYPE", help="vLLM --kv-cache-dtype (auto, fp8, …).")]
 ParallelOpt = Annotated[Optional[str], typer.Option(
-    "--parallel", metavar="MODE", rich_help_panel=_P,
+    "--parallel", metavar="MODE",
     help="Deprecated: tp | ep (= --ep --dp 2) | eplb (= --ep --eplb --dp 2). Use --tp/--dp/--ep.")]
 
 _PARAMS = (
