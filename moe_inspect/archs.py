@@ -19,9 +19,8 @@ Rows are matched by ``model_type`` first (top level), then ``architectures[0]``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 VLLM = "vLLM v0.33 model_executor/models/"
 VLLM0330 = "vLLM v0.33.0 model_executor/models/"  # rows re-read from the v0.33.0 wheel (file:line)
@@ -99,8 +98,7 @@ class Schedule(Enum):
     GENERIC = "generic"  # whichever of the above keys the config has
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """How one MoESpec field is obtained.
 
     ``forced`` (not None) is a value hard-coded in the model file: config keys are ignored (a
@@ -113,8 +111,7 @@ class Rule:
     forced: Any = None
 
 
-@dataclass(frozen=True)
-class ArchRow:
+class ArchRow(NamedTuple):
     family: str  # MoESpec.family
     model_types: tuple[str, ...]
     architectures: tuple[str, ...]
@@ -159,7 +156,7 @@ class ArchRow:
     hash_layer_type: str | None = None
     hash_layers_default: int | None = None
     hash_layers_source: str = ""
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,8 +185,7 @@ _DEEPSEEK = ArchRow(
 )
 
 ROWS: tuple[ArchRow, ...] = (
-    replace(
-        _DEEPSEEK,
+    _DEEPSEEK._replace(
         family="deepseek_v2",
         model_types=("deepseek_v2",),
         architectures=("DeepseekV2ForCausalLM",),

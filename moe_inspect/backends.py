@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .deploy.layout import Layout, default_layout
 from .kernels import unified_api as A
@@ -136,8 +136,7 @@ _MXINT4_METHODS = frozenset({"Renormalize", "RenormalizeNaive", "DeepSeekV3", "L
 PARALLEL_MODES = ("tp", "ep", "eplb")  # the deprecated --parallel values (mapped onto a Layout by the CLI)
 
 
-@dataclass(frozen=True)
-class ParallelRule:
+class ParallelRule(NamedTuple):
     """One expert class's ``_supports_parallel_config`` (vLLM 0.33.0), as a predicate over the Layout."""
 
     test: Callable[[Layout], bool]
@@ -192,8 +191,7 @@ PARALLEL_RULES: dict[str, ParallelRule] = {
 BATCHED_ALL2ALL = frozenset({"deepep_low_latency", "nixl_ep"})
 
 
-@dataclass(frozen=True)
-class Backend:
+class Backend(NamedTuple):
     key: str
     name: str
     vllm_class: str
@@ -379,8 +377,7 @@ BACKENDS: tuple[Backend, ...] = (
 BACKEND_BY_KEY = {b.key: b for b in BACKENDS}
 
 
-@dataclass(frozen=True)
-class OptionalPackage:
+class OptionalPackage(NamedTuple):
     module: str  # what vLLM imports
     pip: str  # what to install
     how_vllm_gets_it: str
@@ -402,8 +399,7 @@ OPTIONAL_PACKAGES: dict[str, OptionalPackage] = {
 
 # vLLM oracle auto priority per scheme: (arch condition, ordered backend keys). The first row whose
 # condition matches wins. Sources: vLLM v0.33 fused_moe/oracle/*.py (_get_priority_backends).
-@dataclass(frozen=True)
-class AutoOrder:
+class AutoOrder(NamedTuple):
     scheme: str
     archs: frozenset[int] | None  # None = any arch
     ep: bool | None  # None = any layout; True/False = only when the experts are (not) split by EP (moe_ep > 1)
@@ -553,8 +549,7 @@ def auto_order(scheme: str, arch: int, layout: Layout | None = None, activation:
 # ------------------------------------------------------------------------------------------------
 # FlashInfer's own unified API (flashinfer.fused_moe.api.ALL_BACKEND_CONFIGS)
 # ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class UnifiedConfig:
+class UnifiedConfig(NamedTuple):
     name: str  # class name in flashinfer.fused_moe.api
     runner: str  # "trtllm" | "cutlass" | "cutile" | "cute_dsl"
     schemes: tuple[str, ...]

@@ -11,9 +11,8 @@ against ``vllm/model_executor/layers/fused_moe/config.py`` revisions (see ``VLLM
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
@@ -45,8 +44,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class EnumLayout:
+class EnumLayout(NamedTuple):
     """One revision of a RoutingMethodType enum."""
 
     key: str  # short id of the layout, e.g. "fi-0.6.11" or "vllm-44347"

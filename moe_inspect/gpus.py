@@ -18,17 +18,16 @@ binary, a timeout, or an error all mean "no local GPU".
 
 from __future__ import annotations
 
+from typing import NamedTuple
 import difflib
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 
 from .errors import BadInputError
 
 
-@dataclass(frozen=True)
-class GPU:
+class GPU(NamedTuple):
     name: str  # canonical display name, e.g. "B200"
     arch: int  # compute capability major*10+minor, e.g. 100
     aliases: tuple[str, ...]
@@ -83,8 +82,7 @@ GPU_TABLE: tuple[GPU, ...] = (
 ARCHS: tuple[int, ...] = (90, 100, 103, 120, 121)
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """One column of a check: a named GPU or a bare architecture."""
 
     label: str  # "B200" or "sm100"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from .enums import (
     DEFAULT_FLASHINFER,
@@ -46,8 +46,7 @@ __all__ = ["MethodRow", "METHOD_TABLES", "SGLANG_LABELS", "SGLANG_ROWS", "SGLang
 ANY = None
 
 
-@dataclass(frozen=True)
-class MethodRow:
+class MethodRow(NamedTuple):
     """One branch of vLLM's get_routing_method_type. ``None`` fields match anything.
 
     scoring: "sigmoid" | "softmax" | "sqrtsoftplus" | "not_sigmoid" (anything but sigmoid)
@@ -242,8 +241,7 @@ class TopKSetting(Enum):
         return {TopKSetting.YES: True, TopKSetting.NO: False}.get(self, from_config)
 
 
-@dataclass(frozen=True, kw_only=True)
-class SGLangRow:
+class SGLangRow(NamedTuple):
     """How one SGLang 0.5.23 model file builds its TopK and which method it binds."""
 
     model_types: tuple[str, ...]

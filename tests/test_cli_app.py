@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import typer.main
 from typer.testing import CliRunner
 
@@ -23,25 +24,50 @@ def test_every_command_is_registered_in_help_order():
         assert name in r.stdout
 
 
-def test_a_missing_command_module_fails_at_import(tmp_path):
-    # hide moe_inspect.cli.catalog: the app must not start without it (it used to skip it silently)
-    code = textwrap.dedent("""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name == "moe_inspect.cli.catalog":
-                    raise ModuleNotFoundError("No module named 'moe_inspect.cli.catalog'", name=name)
-        sys.meta_path.insert(0, Block())
-        import moe_inspect.cli.app
-    """)
+_HIDE_CATALOG = textwrap.dedent("""
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name == "moe_inspect.cli.catalog":
+                raise ModuleNotFoundError("No module named 'moe_inspect.cli.catalog'", name=name)
+    sys.meta_path.insert(0, Block())
+""")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["catalog"], []])
+def test_a_missing_command_module_fails_loudly(argv):
+    # hide moe_inspect.cli.catalog: the help and the command itself must fail (it used to be skipped silently)
+    code = _HIDE_CATALOG + f"sys.argv = ['moe-inspect', *{argv!r}]\nfrom moe_inspect.cli.app import main\nmain()\n"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode != 0
-    assert "ImportError" in r.stderr and "catalog" in r.stderr.splitlines()[-1]
+    assert "No module named 'moe_inspect.cli.catalog'" in r.stderr.splitlines()[-1]
 
 
-def test_no_importlib_loop_left():
+def test_the_test_app_has_every_command_even_if_one_module_is_missing_it_fails():
+    r = subprocess.run([sys.executable, "-c", _HIDE_CATALOG + "from moe_inspect.cli.app import app\n"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "catalog" in r.stderr.splitlines()[-1]
+
+
+def test_a_command_imports_only_its_own_module():
+    code = ("import sys\nsys.argv = ['moe-inspect', 'detect', 'MiniMaxAI/MiniMax-M2.5', '--offline', '--json']\n"
+            "from moe_inspect.cli.app import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+            "others = sorted(m for m in sys.modules if m.startswith('moe_inspect.cli.') and m.split('.')[-1] in "
+            "('check', 'verify', 'run_layer', 'catalog'))\n"
+            "print('OTHERS', others, file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    assert '"routing_method"' in r.stdout or "MiniMax" in r.stdout
+    assert "OTHERS []" in r.stderr
+
+
+def test_the_command_table_is_explicit():
+    # no loop that swallows an ImportError (the old importlib loop skipped a missing module silently)
     src = open(app_module.__file__).read()
-    assert "importlib" not in src and "not there yet" not in src
+    assert "except ImportError" not in src and "not there yet" not in src
+    assert list(app_module.COMMANDS) == EXPECTED
 
 
 # usage errors: one line on stderr, exit 2, like every other error (Click printed a boxed panel)

@@ -8,7 +8,6 @@ are the published config.json values (Hugging Face, the keys that matter here).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -334,7 +333,7 @@ def test_redundant_experts_need_eplb_row():
     assert layout.refusals
     d = desc(DSV3)
     assert S.shape_report(d, layout, scheme="fp8_block", arch=100, config=DSV3).load_errors == ()
-    bare = dataclasses.replace(layout, refusals=())
+    bare = layout._replace(refusals=())
     r = S.shape_report(d, bare, scheme="fp8_block", arch=100, config=DSV3)
     assert messages(r) == ["Redundant experts are only supported with EPLB."]
 

@@ -25,7 +25,7 @@ Core only (no torch, typer or rich). :func:`derive_layout` reproduces, for one s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..errors import BadInputError
 
@@ -57,8 +57,7 @@ MOE_BACKENDS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(NamedTuple):
     """A config-time ValueError: vLLM exits before loading anything."""
 
     message: str  # vLLM's own message
@@ -68,8 +67,7 @@ class Refusal:
         return f"{self.message} ({self.source})"
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     tp: int = 1
     dp: int = 1
     pp: int = 1
@@ -90,7 +88,7 @@ class Layout:
     gpus: int = 1  # world_size * dp
     use_ep: bool = False  # FusedMoEParallelConfig.use_ep
     refusal_details: tuple[Refusal, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
     # FusedMoEParallelConfig properties the expert classes read (config.py:1040-1103)
     @property

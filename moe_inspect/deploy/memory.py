@@ -28,7 +28,7 @@ upper bound and says so. Every number that cannot be known is listed in ``unknow
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 from .layout import Layout, local_experts
 from .shapes import MLA_FAMILIES, Adjustment, RawModel, ShapeContext, _int, build_context
@@ -55,8 +55,7 @@ KV_DTYPE_BYTES: dict[str, int] = {"bfloat16": 2, "float16": 2, "half": 2, "float
 KV_ROW_BYTES: dict[str, int] = {"fp8_ds_mla": 656, "nvfp4_ds_mla": 352}
 
 
-@dataclass(frozen=True)
-class MemoryEstimate:
+class MemoryEstimate(NamedTuple):
     weights_per_gpu_gib: float | None
     usable_gib: float | None
     fits: bool | None
@@ -65,7 +64,7 @@ class MemoryEstimate:
     basis: str
     unknowns: tuple[str, ...]
     # ---- additions beyond the contract ----
-    breakdown_gib: dict = field(default_factory=dict)  # per-GPU GiB by part
+    breakdown_gib: dict = {}  # per-GPU GiB by part (never mutated)
     checkpoint_gib: float | None = None  # index total_size (or the config-derived size)
     kv_bytes_per_token: int | None = None  # per GPU
     max_model_len: int | None = None
@@ -77,11 +76,12 @@ class MemoryEstimate:
     known_parts_exceed_usable: bool | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = self._asdict()
+        d["breakdown_gib"] = dict(self.breakdown_gib)
+        return d
 
 
-@dataclass
-class Part:
+class Part(NamedTuple):
     name: str
     params: float  # global parameter count (whole model, loaded layers only)
     bytes_per_param: float

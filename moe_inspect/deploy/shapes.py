@@ -27,9 +27,9 @@ import fnmatch
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from ..errors import MoeInspectError
 from ..sources.strict_json import read_json_file
@@ -46,23 +46,20 @@ _M = "model_executor/models/"
 # ------------------------------------------------------------------------------------------------
 # results (the contract with check.py)
 # ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LoadError:
+class LoadError(NamedTuple):
     layer: str
     message: str  # vLLM's own message
     source: str  # "vllm 0.33.0 path:line"
 
 
-@dataclass(frozen=True)
-class Adjustment:
+class Adjustment(NamedTuple):
     kind: str
     detail: str
     overhead_pct: float | None
     source: str
 
 
-@dataclass(frozen=True)
-class ShapeReport:
+class ShapeReport(NamedTuple):
     per_rank: dict
     load_errors: tuple[LoadError, ...]
     adjustments: tuple[Adjustment, ...]
@@ -77,10 +74,10 @@ class ShapeReport:
     def to_dict(self) -> dict:
         return {
             "per_rank": self.per_rank,
-            "load_errors": [asdict(e) for e in self.load_errors],
-            "adjustments": [asdict(a) for a in self.adjustments],
+            "load_errors": [e._asdict() for e in self.load_errors],
+            "adjustments": [a._asdict() for a in self.adjustments],
             "backend_blocks": dict(self.backend_blocks),
-            "backend_adjustments": {k: [asdict(a) for a in v] for k, v in self.backend_adjustments.items()},
+            "backend_adjustments": {k: [a._asdict() for a in v] for k, v in self.backend_adjustments.items()},
             "notes": list(self.notes),
         }
 
@@ -88,8 +85,7 @@ class ShapeReport:
 # ------------------------------------------------------------------------------------------------
 # the model's raw files (config.json, quantization config, safetensors index)
 # ------------------------------------------------------------------------------------------------
-@dataclass
-class RawModel:
+class RawModel(NamedTuple):
     config: dict | None  # config.json as written (None: not available)
     hf_quant_config: dict | None = None  # ModelOpt hf_quant_config.json
     index_total_size: int | None = None  # model.safetensors.index.json metadata.total_size
@@ -160,8 +156,7 @@ def _int(cfg: dict, *keys: str) -> int | None:
 # ------------------------------------------------------------------------------------------------
 # which layers the checkpoint quantizes
 # ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class IgnoreList:
+class IgnoreList(NamedTuple):
     """A checkpoint's list of layers left unquantized, matched as vLLM 0.33.0 matches it."""
 
     entries: tuple[str, ...]
@@ -221,8 +216,7 @@ _SHARED_NAME = {"qwen2_moe": "mlp.shared_expert", "qwen3_next": "mlp.shared_expe
 _MLP_NAME = {"llama4": "feed_forward"}
 
 
-@dataclass(frozen=True)
-class LinearLayer:
+class LinearLayer(NamedTuple):
     """One tensor-parallel linear layer vLLM builds (a representative of identical layers)."""
 
     name: str  # checkpoint prefix, e.g. "model.layers.0.mlp.down_proj"
@@ -236,7 +230,7 @@ class LinearLayer:
     kv_heads: int = 0  # QKV: total KV heads (replicated when tp >= kv_heads, linear.py:1066-1070)
 
 
-@dataclass
+@dataclass(eq=False)  # a mutable working context, compared by identity
 class ShapeContext:
     desc: Any
     layout: Layout
@@ -454,8 +448,7 @@ def linear_layers(ctx: ShapeContext) -> list[LinearLayer]:
 Finding = dict  # message values; optional keys: layer, backends, detail, overhead_pct
 
 
-@dataclass(frozen=True)
-class ShapeGate:
+class ShapeGate(NamedTuple):
     name: str
     scheme: str  # the scheme(s) / config class it applies to, for people
     applies: str  # when vLLM runs this check, for people
@@ -612,8 +605,7 @@ def _mxfp8_linear(ctx: ShapeContext) -> list[Finding]:
 
 
 # ---- silent paddings per backend --------------------------------------------------------------
-@dataclass(frozen=True)
-class Padding:
+class Padding(NamedTuple):
     scheme: str
     backends: tuple[str, ...]
     i_align: int
@@ -668,8 +660,7 @@ def _padding_finding(p: Padding) -> Callable[[ShapeContext], list[Finding]]:
 
 
 # ---- EPLB support per MoE quant method (routed_experts.py:186-199) ------------------------------
-@dataclass(frozen=True)
-class EplbSupport:
+class EplbSupport(NamedTuple):
     scheme: str
     config_class: str | None  # None = any
     method: str  # vLLM's quant-method class (named in the message)

@@ -12,8 +12,8 @@ flag is listed back as ignored (never silently dropped). Spellings follow vLLM 0
 
 from __future__ import annotations
 
+from typing import NamedTuple
 import re
-from dataclasses import dataclass, field
 
 from ..errors import BadInputError
 from .layout import Layout, derive_layout
@@ -67,8 +67,7 @@ _PREFIXES = (("vllm", "serve"), ("python", "-m", "vllm.entrypoints.openai.api_se
              ("python3", "-m", "vllm.entrypoints.openai.api_server"), ("vllm",))
 
 
-@dataclass(frozen=True)
-class VllmArgs:
+class VllmArgs(NamedTuple):
     model: str | None = None
     tp: int | None = None
     dp: int | None = None
@@ -84,7 +83,7 @@ class VllmArgs:
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     revision: str | None = None
-    ignored: tuple[str, ...] = field(default=())
+    ignored: tuple[str, ...] = ()
 
     def given(self) -> dict:
         """The understood flags that were present (field -> value)."""
@@ -104,8 +103,7 @@ class VllmArgs:
         return {**self.given(), "ignored": list(self.ignored)}
 
 
-@dataclass
-class DeployFlags:
+class DeployFlags(NamedTuple):
     """The raw deployment flags of ``check`` / ``catalog --check`` (None / False = not given)."""
 
     tp: int | None = None

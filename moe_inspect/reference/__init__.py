@@ -16,9 +16,8 @@ docs/routing-methods.md explains each method with worked examples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
@@ -54,8 +53,7 @@ class UnimplementedRoutingMethod(UnsupportedError, ValueError):
     """The method is not implemented (Unspecified, Custom, unknown, or absent in that version)."""
 
 
-@dataclass(frozen=True)
-class MethodInfo:
+class MethodInfo(NamedTuple):
     """One routing method: what it selects, how it weighs, and where that was read."""
 
     name: str

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import fields
-
 from hypothesis import strategies as st
 
 from moe_inspect import archs, catalog
@@ -14,13 +12,13 @@ from moe_inspect import archs, catalog
 def _row_keys() -> list[str]:
     keys: set[str] = set()
     for row in archs.all_rows():
-        for f in fields(row):
-            v = getattr(row, f.name)
+        for name in row._fields:
+            v = getattr(row, name)
             if isinstance(v, archs.Rule):
                 v = v.keys
             if isinstance(v, tuple) and all(isinstance(x, str) for x in v):
                 keys.update(k.partition("=")[0] for k in v)
-            elif isinstance(v, str) and f.name.endswith("_key"):
+            elif isinstance(v, str) and name.endswith("_key"):
                 keys.add(v)
     return sorted(keys)
 
