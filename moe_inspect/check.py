@@ -630,23 +630,9 @@ def check(
 # ------------------------------------------------------------------------------------------------
 def installed_flashinfer_version() -> str | None:
     """The installed flashinfer-python version from package metadata (never imports flashinfer)."""
-    import importlib.util
+    from .extras import installed_version
 
-    try:  # cheap pre-check (no import of flashinfer): skip importlib.metadata's ~15 ms when absent
-        if importlib.util.find_spec("flashinfer") is None:
-            return None
-    except (ImportError, ValueError):
-        return None
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover
-        return None
-    try:
-        return version("flashinfer-python")
-    except PackageNotFoundError:
-        return None
-    except Exception:  # broken metadata: treat as absent
-        return None
+    return installed_version("flashinfer-python", "flashinfer")
 
 
 def flashinfer_version_warning(installed: str | None = ...) -> str | None:  # type: ignore[assignment]

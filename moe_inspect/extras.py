@@ -49,3 +49,53 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as e:
         raise _missing(module, extra, purpose, getattr(e, "name", None)) from None
+
+
+def installed_version(dist: str, module: str) -> str | None:
+    """The installed version of distribution ``dist`` (import name ``module``) without importing it;
+    None when ``module`` is not importable or has no metadata.
+
+    Fast path (a wheel install): the one ``<dist>-<version>.dist-info`` directory beside the package,
+    its ``METADATA`` ``Version:`` line. Otherwise ``importlib.metadata.version`` (whose import alone
+    costs ~15 ms of a ~0.25 s ``check``)."""
+    import importlib.util
+    import os
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a parent package missing, or a None entry in sys.modules
+        return None
+    if spec is None:
+        return None
+    if spec.origin and spec.submodule_search_locations is not None:  # a regular package: site/<module>/__init__.py
+        v = _dist_info_version(os.path.dirname(os.path.dirname(spec.origin)), dist)
+        if v:
+            return v
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # PackageNotFoundError, or broken metadata: treat as absent
+        return None
+
+
+def _dist_info_version(site: str, dist: str) -> str | None:
+    import os
+
+    prefix = dist.replace("-", "_").lower() + "-"
+    try:
+        found = [n for n in os.listdir(site) if n.lower().startswith(prefix) and n.endswith(".dist-info")]
+    except OSError:
+        return None
+    if len(found) != 1:  # none, or stale copies: let importlib.metadata decide
+        return None
+    try:
+        with open(os.path.join(site, found[0], "METADATA"), encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip() or None
+                if not line.strip():  # end of the headers
+                    break
+    except OSError:
+        return None
+    return None

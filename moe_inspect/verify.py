@@ -1094,9 +1094,6 @@ def _build_info(headers_dir):
 
 def _fi_version() -> str | None:
     """The installed flashinfer-python's version (package metadata: no import of flashinfer)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from .extras import installed_version
 
-    try:
-        return version("flashinfer-python")
-    except PackageNotFoundError:
-        return None
+    return installed_version("flashinfer-python", "flashinfer")
