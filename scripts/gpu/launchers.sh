@@ -8,7 +8,7 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 OUT=${OUT:-/tmp/launchers-out}
 mkdir -p "$OUT"
 [ -f .gpu/trtllm_routing_sm90a.so ] && export MOE_INSPECT_TRTLLM_ROUTING_SO=$PWD/.gpu/trtllm_routing_sm90a.so
-export MOE_INSPECT_AUTOTUNE_DIR=$OUT/../autotune-cache
+export MOE_INSPECT_AUTOTUNE_DIR=/tmp/moe-inspect-autotune-cache
 LOG=$OUT/launchers.log
 M=MiniMaxAI/MiniMax-M2.5
 RL=(-m moe_inspect.cli.app run-layer "$M" --offline --quant bf16)
