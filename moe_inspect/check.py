@@ -29,6 +29,7 @@ from . import backends as B
 from .deploy.layout import Layout, derive_layout
 from .deploy.vllm_args import DeployFlags
 from .errors import BadInputError
+from .extras import installed_flashinfer_version
 from .gpus import Target
 from .spec import SCHEMA_VERSION, ModelDescription
 
@@ -628,13 +629,6 @@ def check(
 # ------------------------------------------------------------------------------------------------
 # FlashInfer version / metadata cross-check
 # ------------------------------------------------------------------------------------------------
-def installed_flashinfer_version() -> str | None:
-    """The installed flashinfer-python version from package metadata (never imports flashinfer)."""
-    from .extras import installed_version
-
-    return installed_version("flashinfer-python", "flashinfer")
-
-
 def flashinfer_version_warning(installed: str | None = ...) -> str | None:  # type: ignore[assignment]
     if installed is ...:
         installed = installed_flashinfer_version()

@@ -10,6 +10,7 @@ exit 2 naming the extra, e.g.::
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 from .errors import EnvironmentError_
@@ -59,7 +60,6 @@ def installed_version(dist: str, module: str) -> str | None:
     its ``METADATA`` ``Version:`` line. Otherwise ``importlib.metadata.version`` (whose import alone
     costs ~15 ms of a ~0.25 s ``check``)."""
     import importlib.util
-    import os
 
     try:
         spec = importlib.util.find_spec(module)
@@ -79,9 +79,13 @@ def installed_version(dist: str, module: str) -> str | None:
         return None
 
 
-def _dist_info_version(site: str, dist: str) -> str | None:
-    import os
+def installed_flashinfer_version() -> str | None:
+    """The installed flashinfer-python's version (check's drift warning, verify's oracle version),
+    without importing flashinfer."""
+    return installed_version("flashinfer-python", "flashinfer")
 
+
+def _dist_info_version(site: str, dist: str) -> str | None:
     prefix = dist.replace("-", "_").lower() + "-"
     try:
         found = [n for n in os.listdir(site) if n.lower().startswith(prefix) and n.endswith(".dist-info")]

@@ -18,11 +18,11 @@ binary, a timeout, or an error all mean "no local GPU".
 
 from __future__ import annotations
 
-from typing import NamedTuple
 import difflib
 import re
 import shutil
 import subprocess
+from typing import NamedTuple
 
 from .errors import BadInputError
 

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, EnvironmentError_, UnsupportedError
-from .extras import require
+from .extras import installed_flashinfer_version, require
 from .spec import ModelDescription, MoESpec
 
 __all__ = [
@@ -444,6 +444,13 @@ class VerifyResult:
 
 
 # --------------------------------------------------------------------------------- helpers
+def _oracle_transformers():
+    """transformers for the oracle; torch first (transformers imports without torch, its model
+    classes do not work): each missing package is one line naming the extra."""
+    require("torch", *_ORACLE)
+    return require("transformers", *_ORACLE)
+
+
 def _getattr_path(obj, path: str):
     for part in path.split("."):
         obj = getattr(obj, part)
@@ -629,8 +636,7 @@ def _oracle_row(s: _Setup) -> OracleRow:
 
 
 def _router_classes(s: _Setup, row: OracleRow):
-    require("torch", *_ORACLE)  # transformers imports without torch; its model classes do not work
-    transformers = require("transformers", *_ORACLE)
+    transformers = _oracle_transformers()
     s.base["oracle_version"] = s.base["oracle_version"] or transformers.__version__
     try:
         modeling = importlib.import_module(f"transformers.models.{row.key}.modeling_{row.key}")
@@ -772,8 +778,7 @@ def verify_description(
     Any step may end the run as cannot_verify (one path, :class:`_CannotVerify`)."""
     s = _setup(description, tokens=tokens, seed=seed, method=method, hidden_size=hidden_size,
                flashinfer_version=flashinfer_version, oracle="transformers")
-    require("torch", *_ORACLE)
-    require("transformers", *_ORACLE)
+    _oracle_transformers()
     try:
         row = _oracle_row(s)
         o = _build_oracle(s, row, tokens=tokens, seed=seed, hidden=hidden_size)
@@ -1071,7 +1076,7 @@ def verify_kernel(
     verdict, expl = _kernel_explanation(s.method, table, dis, tokens)
     if "trtllm-gen" in outs and not injected:
         kinfo["trtllm-gen"]["build"] = _build_info(headers_dir)
-    s.base.update(kernel=", ".join(outs) or None, oracle_version=_fi_version())
+    s.base.update(kernel=", ".join(outs) or None, oracle_version=installed_flashinfer_version())
     s.notes.append(logits_note + ("" if info is None or not info.uses_bias or "checkpoint" in logits_note
                                   else "; correction bias 0.1 N(0, 1)"))
     from_ckpt = "checkpoint" in logits_note
@@ -1091,9 +1096,3 @@ def _build_info(headers_dir):
     except Exception as e:
         return {"error": str(e)}
 
-
-def _fi_version() -> str | None:
-    """The installed flashinfer-python's version (package metadata: no import of flashinfer)."""
-    from .extras import installed_version
-
-    return installed_version("flashinfer-python", "flashinfer")

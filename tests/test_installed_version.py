@@ -57,7 +57,7 @@ def test_dist_info_without_metadata_falls_back(tmp_path):
 def test_flashinfer_agrees_with_importlib_metadata():
     from importlib.metadata import PackageNotFoundError, version
 
-    from moe_inspect.check import installed_flashinfer_version
+    from moe_inspect.extras import installed_flashinfer_version
 
     try:
         expected = version("flashinfer-python")

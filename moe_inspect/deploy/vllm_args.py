@@ -12,8 +12,8 @@ flag is listed back as ignored (never silently dropped). Spellings follow vLLM 0
 
 from __future__ import annotations
 
-from typing import NamedTuple
 import re
+from typing import NamedTuple
 
 from ..errors import BadInputError
 from .layout import Layout, derive_layout
