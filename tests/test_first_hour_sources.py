@@ -14,13 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-import typer.main
-from click.testing import CliRunner
 
 from moe_inspect.errors import MoeInspectError
 from moe_inspect.sources import DEADLINE_ENV, deadline_seconds, load_model
 
-from .fuzz.harness import check_contract, time_limit
+from .fuzz.harness import invoke
 from .hub_server import FakeHub, isolate_hf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,21 +50,9 @@ class BlackHole:
         self.sock.close()
 
 
-_CMD = None
-
-
 def detect(*args: str, limit: float = 60.0):
     """``moe-inspect detect`` in-process; the one-line error contract is checked on every run."""
-    global _CMD
-    if _CMD is None:
-        from moe_inspect.cli.app import app
-
-        _CMD = typer.main.get_command(app)
-    argv = ["detect", *args]
-    with time_limit(limit):
-        r = CliRunner().invoke(_CMD, argv)
-    check_contract(r, argv)
-    return r
+    return invoke(["detect", *args], limit=limit)
 
 
 def _error_line(r) -> str:

@@ -17,10 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-import typer.main
-from click.testing import CliRunner
 
-from .fuzz.harness import check_contract, time_limit
+from .fuzz.harness import invoke
 from .hub_server import FakeHub, _Handler, isolate_hf
 from .modelgen import make_model_dir, moe_config, moe_tensors
 
@@ -123,23 +121,9 @@ def hub(tmp_path, monkeypatch, model_src):
         yield h
 
 
-_CMD = None
-
-
 def detect(*args: str, limit: float = 60.0):
     """Run ``moe-inspect detect`` in-process; the CLI contract is asserted on every run."""
-    global _CMD
-    if _CMD is None:
-        from moe_inspect.cli.app import app
-
-        _CMD = typer.main.get_command(app)
-    argv = ["detect", *args]
-    t0 = time.monotonic()
-    with time_limit(limit):
-        r = CliRunner().invoke(_CMD, argv)
-    r.wall = time.monotonic() - t0
-    check_contract(r, argv)
-    return r
+    return invoke(["detect", *args], limit=limit)
 
 
 def _gets(hub, pattern: str = "*") -> list:

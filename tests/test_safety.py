@@ -13,32 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer.main
-from click.testing import CliRunner
 
-from .fuzz.harness import check_contract, meter_safetensors_reads, time_limit
+from .fuzz.harness import invoke, meter_safetensors_reads
 from .hub_server import FakeHub, isolate_hf
 from .modelgen import make_model_dir, moe_config, moe_tensors, write_raw_safetensors
 
 ROOT = Path(__file__).resolve().parents[1]
-_CMD = None
-
-
 def run(*argv: str, limit: float = 60.0):
-    global _CMD
-    if _CMD is None:
-        from moe_inspect.cli.app import app
-
-        _CMD = typer.main.get_command(app)
-    with time_limit(limit):
-        r = CliRunner().invoke(_CMD, list(argv))
-    check_contract(r, list(argv), verify=argv[0] == "verify")
-    return r
-
-
-def _has(cmd: str) -> bool:
-    run("--version")
-    return cmd in _CMD.commands
+    return invoke(list(argv), limit=limit)
 
 
 @pytest.fixture
@@ -203,9 +185,7 @@ def test_detect_on_a_local_dir_writes_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "XDG_"))}
     env.update(HOME=str(home), HF_HOME=str(hf), XDG_CACHE_HOME=str(xdg), TMPDIR=str(tmp), PYTHONPATH=str(ROOT),
                PYTHONDONTWRITEBYTECODE="1", HF_HUB_OFFLINE="1")
-    cmds = [["detect", str(d), "--json"], ["detect", str(d)]]
-    if _has("check"):
-        cmds.append(["check", str(d), "--gpu", "all", "--json"])
+    cmds = [["detect", str(d), "--json"], ["detect", str(d)], ["check", str(d), "--gpu", "all", "--json"]]
     for argv in cmds:
         p = subprocess.run([sys.executable, "-m", "moe_inspect.cli.app", *argv], cwd=cwd, env=env,
                            capture_output=True, timeout=120)

@@ -24,6 +24,7 @@ import json
 import mmap
 import os
 import signal
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,15 +84,6 @@ def command():
     return _COMMAND
 
 
-def has_command(name: str) -> bool:
-    return name in getattr(command(), "commands", {})
-
-
-def require_command(name: str) -> None:
-    if not has_command(name):
-        pytest.skip(f"`moe-inspect {name}` does not exist yet")
-
-
 def _forbid_constant(name: str):
     raise ValueError(f"non-standard JSON constant {name} in --json output")
 
@@ -126,14 +118,23 @@ def check_contract(result, args: list[str], *, verify: bool = False) -> None:
 def run_cli(args: list[str], *, family: str, limit: float | None = None) -> object:
     """Run one command in-process under the time bound and check the contract."""
     args = [str(a) for a in args]
-    verify = bool(args) and args[0] == "verify"
     if limit is None:
-        limit = VERIFY_LIMIT_S if verify else CASE_LIMIT_S
+        limit = VERIFY_LIMIT_S if bool(args) and args[0] == "verify" else CASE_LIMIT_S
     COUNTS[family] += 1
+    return invoke(args, limit=limit, record=EXITS[family])
+
+
+def invoke(args: list[str], *, limit: float = 60.0, record: collections.Counter | None = None) -> object:
+    """``moe-inspect ARGS`` in-process (the whole application) under a time bound; the contract above is
+    asserted on every run. ``result.wall``: seconds it took. ``record`` counts exit codes (fuzz stats)."""
+    args = [str(a) for a in args]
+    t0 = time.monotonic()
     with time_limit(limit):
         result = _RUNNER.invoke(command(), args, catch_exceptions=True)
-    EXITS[family][result.exit_code] += 1
-    check_contract(result, args, verify=verify)
+    result.wall = time.monotonic() - t0
+    if record is not None:
+        record[result.exit_code] += 1
+    check_contract(result, args, verify=bool(args) and args[0] == "verify")
     return result
 
 
