@@ -115,11 +115,7 @@ class TargetResult:
 def _memory_dict(m) -> dict | None:
     if m is None:
         return None
-    d = m.to_dict() if hasattr(m, "to_dict") else {}
-    d.update({"weights_per_gpu_gib": m.weights_per_gpu_gib, "usable_gib": m.usable_gib, "fits": m.fits,
-              "kv_cache_gib": m.kv_cache_gib, "kv_tokens": m.kv_tokens, "basis": m.basis,
-              "unknowns": list(m.unknowns)})
-    return d
+    return {**m.to_dict(), "unknowns": list(m.unknowns)}
 
 
 def _verdict_dict(v: B.Verdict) -> dict:
@@ -423,20 +419,9 @@ def _validate_filter(selected: list[B.Backend] | None, require: str | None) -> N
             f"{', '.join(b.name for b in selected)}")
 
 
-def _shape_report(desc: ModelDescription, layout: Layout, scheme: str, arch: int):
-    """deploy.shapes.shape_report, or None while that module is absent (then a warning says so)."""
-    try:
-        from .deploy import shapes
-    except ImportError:
-        return None
-    return shapes.shape_report(desc, layout, scheme=scheme, arch=arch)
-
-
 def _apply_shape_blocks(cache: dict[str, B.Verdict], report) -> None:
     """A backend the per-rank shapes rule out (e.g. the refined 64x64 FP8-block QuantKey that only Triton
     consumes) fails gate "shape" unless an earlier gate already failed it."""
-    if report is None:
-        return
     for key, reason in report.backend_blocks.items():
         v = cache.get(key)
         if v is not None and v.supported:
@@ -502,10 +487,8 @@ def _without_package(choice: B.Verdict | None, order: B.AutoOrder | None, cache:
 
 
 def _memory(desc: ModelDescription, dep: Deployment, scheme: str, target: Target, padding: tuple):
-    try:
-        from .deploy import memory
-    except ImportError:
-        return None
+    from .deploy import memory
+
     gib = target.gpu.memory_gib if target.gpu is not None else None
     if gib is None:
         return None
@@ -523,19 +506,19 @@ def _blockers(dep: Deployment, shape, pick_error: dict | None, mem) -> list[dict
     out = [{"kind": "refusal", "message": r.message, "source": r.source} for r in dep.layout.refusal_details]
     if pick_error is not None:
         out.append(pick_error)
-    for e in (shape.load_errors if shape is not None else ()):
+    for e in shape.load_errors:
         out.append({"kind": "load_error", "message": f"{e.layer}: {e.message}", "source": e.source})
     if mem is not None and dep.layout_given:
         if mem.fits is False:
             out.append({"kind": "memory", "message": (
                 f"weights need {mem.weights_per_gpu_gib:.1f} GiB per GPU, {mem.usable_gib:.1f} GiB usable "
                 f"(--gpu-memory-utilization {dep.gpu_memory_utilization:g})"), "source": _MEM_SOURCE})
-        elif getattr(mem, "known_parts_exceed_usable", None):
+        elif mem.known_parts_exceed_usable:
             out.append({"kind": "memory", "message": (
                 f"the weights whose size is known already need {mem.weights_lower_bound_gib:.1f} GiB per GPU, "
                 f"{mem.usable_gib:.1f} GiB usable (--gpu-memory-utilization {dep.gpu_memory_utilization:g})"),
                 "source": _MEM_SOURCE})
-        elif getattr(mem, "load_error", None):
+        elif mem.load_error:
             out.append({"kind": "memory", "message": mem.load_error, "source": _MEM_SOURCE})
     return out
 
@@ -547,8 +530,8 @@ def _evaluate_target(desc: ModelDescription, ctx: B.RoutingContext, dep: Deploym
     _apply_shape_blocks(cache, shape)
     order = B.auto_order(ctx.scheme, tgt.arch, ctx.layout, ctx.activation)
     choice, trace, pick_error = _pick(ctx, cache, order)
-    adjustments = list(shape.adjustments) if shape is not None else []
-    if shape is not None and choice is not None:
+    adjustments = list(shape.adjustments)
+    if choice is not None:
         adjustments += list(shape.backend_adjustments.get(choice.backend.key, ()))
     mem = _memory(desc, dep, ctx.scheme, tgt, tuple(adjustments))
     blockers = _blockers(dep, shape, pick_error, mem)
@@ -562,7 +545,7 @@ def _evaluate_target(desc: ModelDescription, ctx: B.RoutingContext, dep: Deploym
         target=tgt, verdicts=[cache[b.key] for b in shown], auto_choice=choice, auto_trace=trace,
         auto_source=order.source if order else None, fused_routing=fused, flashinfer=fi, any=anyok,
         requirement_met=_met(require, not blockers, fused, fi, anyok), unified=unified, starts=not blockers,
-        start_blockers=blockers, load_errors=list(shape.load_errors) if shape is not None else [],
+        start_blockers=blockers, load_errors=list(shape.load_errors),
         adjustments=adjustments, memory=mem, forced=ctx.layout.moe_backend,
         without_package=_without_package(choice, order, cache, ctx.layout.moe_backend))
 
@@ -610,20 +593,20 @@ def check(
     if ctx.scheme.startswith("unknown:"):
         warnings.append(f"quantization {ctx.scheme[8:]!r} is not in the backend table; every backend is rejected "
                         "(use --quant to ask what-if)")
-    shapes = {arch: _shape_report(description, deployment.layout, ctx.scheme, arch)
+    from .deploy.shapes import shape_report
+
+    shapes = {arch: shape_report(description, deployment.layout, scheme=ctx.scheme, arch=arch)
               for arch in dict.fromkeys(t.arch for t in targets)}
-    if None in shapes.values():
-        warnings.append("per-rank shape gates and memory are not available (moe_inspect.deploy.shapes missing)")
     results = [_evaluate_target(description, ctx, deployment, tgt, shown, pool, require, show_all, shapes[tgt.arch])
                for tgt in targets]
     first = shapes[targets[0].arch]
     fi_warn = flashinfer_version_warning()
     if fi_warn:
         warnings.append(fi_warn)
-    notes = list(dict.fromkeys(n for r in shapes.values() if r is not None for n in r.notes))
+    notes = list(dict.fromkeys(n for r in shapes.values() for n in r.notes))
     return CheckReport(description, ctx, "--quant" if scheme else "checkpoint", results, require, keys,
                        warnings + list(description.warnings), deployment=deployment,
-                       per_rank=dict(first.per_rank) if first is not None else {}, shape_notes=notes)
+                       per_rank=dict(first.per_rank), shape_notes=notes)
 
 
 # ------------------------------------------------------------------------------------------------

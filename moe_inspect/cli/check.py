@@ -144,10 +144,9 @@ def memory_line(m, dep) -> str | None:
         return None
     verdict = {True: "fits", False: "does NOT fit", None: "fit unknown"}[m.fits]
     weights = _gib(m.weights_per_gpu_gib)
-    lower = getattr(m, "weights_lower_bound_gib", None)
-    if m.weights_per_gpu_gib is None and lower is not None:
-        weights = f"≥ {lower:.1f} GiB"
-        if getattr(m, "known_parts_exceed_usable", None):
+    if m.weights_per_gpu_gib is None and m.weights_lower_bound_gib is not None:
+        weights = f"≥ {m.weights_lower_bound_gib:.1f} GiB"
+        if m.known_parts_exceed_usable:
             verdict = "does NOT fit"
     line = f"weights {weights}/GPU of {_gib(m.usable_gib)} usable (×{dep.gpu_memory_utilization:g}): {verdict}"
     if m.kv_cache_gib is not None:
