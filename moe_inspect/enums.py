@@ -200,13 +200,10 @@ _VLLM_NOT_MODELLED: tuple[tuple[Version, Version, str], ...] = (
      "has a 3-argument get_routing_method_type (fused_moe/config.py:127-141: sigmoid -> DeepSeekV3) we do not model"),
 )
 
-# Keys whose get_routing_method_type table routing.py does not have yet (refused until it does).
-_AWAITING_METHOD_TABLE: frozenset[str] = frozenset()
-
 # The PR keys (and spellings of them) that name a table directly.
 _VLLM_ALIASES = {"v0.33": "0.33", "pr39141": "39141", "#39141": "39141", "pr44347": "44347",
                  "#44347": "44347", "pre39141": "pre-39141"}
-VLLM_VERSIONS: tuple[str, ...] = tuple(k for k in VLLM_LAYOUTS if k not in _AWAITING_METHOD_TABLE)
+VLLM_VERSIONS: tuple[str, ...] = tuple(VLLM_LAYOUTS)
 
 # --------------------------------------------------------------------------------------------
 # SGLang 0.5.23 python/sglang/srt/layers/moe/utils.py:981-1001 (read from the wheel
@@ -257,9 +254,7 @@ def flashinfer_name_for(value: int, version: str = DEFAULT_FLASHINFER) -> str | 
 
 
 def _accepted_vllm() -> str:
-    awaiting = sorted({r.version for r in VLLM_RELEASES if r.key in _AWAITING_METHOD_TABLE}, key=Version)
-    skip = f" except {', '.join(awaiting)}" if awaiting else ""
-    return (f"accepted: vLLM releases {FIRST_VLLM_RELEASE} to {LAST_VLLM_RELEASE}{skip}, "
+    return (f"accepted: vLLM releases {FIRST_VLLM_RELEASE} to {LAST_VLLM_RELEASE}, "
             f"or the keys {', '.join(VLLM_VERSIONS)}")
 
 
@@ -267,12 +262,12 @@ def vllm_table_key(version_text: str) -> str:
     """The table key (a ``VLLM_LAYOUTS``/routing ``METHOD_TABLES`` key) for what a user typed:
     a release (``0.19.1``, ``v0.33.0``, ``0.22`` when all its patch releases agree) or a key
     (``pre-39141``, ``39141``, ``44347``, ``0.33``). BadInputError (one line, listing what is
-    accepted) for anything else, including releases read but not modelled."""
+    accepted) for anything else, including releases read but not modelled (<= 0.16.0)."""
     if not isinstance(version_text, str):
         raise BadInputError(f"vLLM version {version_text!r} is not a string; {_accepted_vllm()}")
     text = version_text.strip()
     key = _VLLM_ALIASES.get(text.lower(), text)
-    if key in VLLM_LAYOUTS and key not in _AWAITING_METHOD_TABLE:
+    if key in VLLM_LAYOUTS:
         return key
     try:
         v = Version(text)
@@ -290,9 +285,6 @@ def vllm_table_key(version_text: str) -> str:
                 raise BadInputError(f"vLLM {version_text} {why}; {_accepted_vllm()}")
         raise BadInputError(f"vLLM version {version_text!r} is not a release whose code was read; "
                             f"{_accepted_vllm()}")
-    if rel.key in _AWAITING_METHOD_TABLE:
-        raise BadInputError(f"vLLM {version_text}: read ({rel.source}) but its get_routing_method_type "
-                            f"is not modelled yet; {_accepted_vllm()}")
     return rel.key
 
 
