@@ -4,7 +4,6 @@ gives for names it does not hold (short names, "did you mean")."""
 from __future__ import annotations
 
 from .. import catalog as snapshot
-from ..errors import MoeInspectError
 from ..spec import ModelFiles
 from .failures import FailureKind, HubFailure
 
@@ -28,10 +27,7 @@ def did_you_mean(model: str) -> str | None:
 
 def catalog_lookup(model: str) -> tuple[ModelFiles | None, str]:
     """The catalog's files for ``model`` (or None) and the line for ``sources_tried``."""
-    try:
-        files = snapshot.lookup(model)
-    except MoeInspectError:
-        raise
+    files = snapshot.lookup(model)
     if files is None:
         return None, "catalog: not in the built-in catalog"
     return files, f"catalog: snapshot of {files.ref.snapshot_date or 'unknown date'}"
