@@ -486,16 +486,16 @@ def _without_package(choice: B.Verdict | None, order: B.AutoOrder | None, cache:
             "then": then}
 
 
-def _memory(desc: ModelDescription, dep: Deployment, scheme: str, target: Target, padding: tuple):
+def _memory(desc: ModelDescription, dep: Deployment, sctx, target: Target, padding: tuple):
     from .deploy import memory
 
     gib = target.gpu.memory_gib if target.gpu is not None else None
     if gib is None:
         return None
-    return memory.memory_estimate(desc, dep.layout, scheme=scheme, gpu_memory_gib=gib,
+    return memory.memory_estimate(desc, dep.layout, scheme=sctx.scheme, gpu_memory_gib=gib,
                                   gpu_memory_utilization=dep.gpu_memory_utilization,
                                   max_model_len=dep.max_model_len, kv_cache_dtype=dep.kv_cache_dtype,
-                                  padding=padding)
+                                  padding=padding, ctx=sctx)
 
 
 _MEM_SOURCE = "moe_inspect memory estimate (memory.basis says from what)"
@@ -525,7 +525,7 @@ def _blockers(dep: Deployment, shape, pick_error: dict | None, mem) -> list[dict
 
 def _evaluate_target(desc: ModelDescription, ctx: B.RoutingContext, dep: Deployment, tgt: Target,
                      shown: list[B.Backend], pool: list[B.Backend], require: str | None, show_all: bool,
-                     shape) -> TargetResult:
+                     shape, sctx) -> TargetResult:
     cache = {b.key: B.evaluate(b, ctx, tgt.arch) for b in B.BACKENDS}
     _apply_shape_blocks(cache, shape)
     order = B.auto_order(ctx.scheme, tgt.arch, ctx.layout, ctx.activation)
@@ -533,7 +533,7 @@ def _evaluate_target(desc: ModelDescription, ctx: B.RoutingContext, dep: Deploym
     adjustments = list(shape.adjustments)
     if choice is not None:
         adjustments += list(shape.backend_adjustments.get(choice.backend.key, ()))
-    mem = _memory(desc, dep, ctx.scheme, tgt, tuple(adjustments))
+    mem = _memory(desc, dep, sctx, tgt, tuple(adjustments))
     blockers = _blockers(dep, shape, pick_error, mem)
     pv = [cache[b.key] for b in pool]
     fused = any(v.supported and v.backend.kind == "monolithic" and v.backend.flashinfer for v in pv)
@@ -593,20 +593,20 @@ def check(
     if ctx.scheme.startswith("unknown:"):
         warnings.append(f"quantization {ctx.scheme[8:]!r} is not in the backend table; every backend is rejected "
                         "(use --quant to ask what-if)")
-    from .deploy.shapes import shape_report
+    from .deploy import shapes
 
-    shapes = {arch: shape_report(description, deployment.layout, scheme=ctx.scheme, arch=arch)
-              for arch in dict.fromkeys(t.arch for t in targets)}
-    results = [_evaluate_target(description, ctx, deployment, tgt, shown, pool, require, show_all, shapes[tgt.arch])
+    # one context (config.json, quantization config and safetensors index read once) for the shape gates and
+    # every target's memory estimate; no gate reads the GPU architecture, so one report serves every target
+    sctx = shapes.build_context(description, deployment.layout, scheme=ctx.scheme, arch=targets[0].arch)
+    shape = shapes.shape_report(description, deployment.layout, scheme=ctx.scheme, arch=targets[0].arch, ctx=sctx)
+    results = [_evaluate_target(description, ctx, deployment, tgt, shown, pool, require, show_all, shape, sctx)
                for tgt in targets]
-    first = shapes[targets[0].arch]
     fi_warn = flashinfer_version_warning()
     if fi_warn:
         warnings.append(fi_warn)
-    notes = list(dict.fromkeys(n for r in shapes.values() for n in r.notes))
     return CheckReport(description, ctx, "--quant" if scheme else "checkpoint", results, require, keys,
                        warnings + list(description.warnings), deployment=deployment,
-                       per_rank=dict(first.per_rank), shape_notes=notes)
+                       per_rank=dict(shape.per_rank), shape_notes=list(shape.notes))
 
 
 # ------------------------------------------------------------------------------------------------
