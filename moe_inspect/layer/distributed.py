@@ -313,16 +313,14 @@ def route_tokens(shapes, logits, bias, *, arch: int):
     import torch
 
     from ..kernels import fused_topk_deepseek as ftd
-    from ..reference.routers import route
+    from .runner import reference_route
 
     if (shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1
             and ftd.supported(arch, shapes.num_experts, shapes.top_k, shapes.n_group, shapes.topk_group)):
         # no host sync: this runs inside the timed "route" phase
         return ftd.run(logits, bias, n_group=shapes.n_group, topk_group=shapes.topk_group, top_k=shapes.top_k,
                        routed_scaling_factor=shapes.routed_scaling_factor, synchronize=False)
-    r = route(shapes.routing_method, logits, top_k=shapes.top_k, bias=bias, n_group=shapes.n_group,
-              topk_group=shapes.topk_group, routed_scaling_factor=shapes.routed_scaling_factor,
-              norm_topk_prob=shapes.norm_topk_prob, output_dtype=torch.bfloat16)
+    r = reference_route(shapes, logits, bias)
     return r.topk_ids.to(torch.int32), r.topk_weights.float()
 
 
