@@ -1077,9 +1077,9 @@ def verify_kernel(
     if "trtllm-gen" in outs and not injected:
         kinfo["trtllm-gen"]["build"] = _build_info(headers_dir)
     s.base.update(kernel=", ".join(outs) or None, oracle_version=installed_flashinfer_version())
-    s.notes.append(logits_note + ("" if info is None or not info.uses_bias or "checkpoint" in logits_note
+    from_ckpt = "checkpoint" in logits_note  # the logits came through the checkpoint's router (and bias)
+    s.notes.append(logits_note + ("" if info is None or not info.uses_bias or from_ckpt
                                   else "; correction bias 0.1 N(0, 1)"))
-    from_ckpt = "checkpoint" in logits_note
     return VerifyResult(verdict=verdict, explanation=expl, tolerance=dict(KERNEL_TOLERANCE),
                         logit_scale=None if from_ckpt else logit_scale,
                         kernels=kinfo, agreement=table, disagreements=dis, consequence=cons, notes=s.notes,
