@@ -55,18 +55,13 @@ def cached_entries(path: Path) -> int:
 
 def tune_context(autotune: bool, path: Path | None, *, fi_autotune=None):
     """The context manager a FlashInfer call runs under (see the module docstring)."""
-    if path is None:
-        if not autotune:
-            return contextlib.nullcontext()
+    if not autotune and (path is None or not path.is_file()):
+        return contextlib.nullcontext()  # FlashInfer's default tactics
     if fi_autotune is None:
         from flashinfer.autotuner import autotune as fi_autotune
-    if autotune:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        return fi_autotune(True, cache=str(path) if path is not None else None)
-    if path.is_file():
-        return fi_autotune(False, cache=str(path))
-    return contextlib.nullcontext()
+    if autotune and path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return fi_autotune(autotune, cache=str(path) if path is not None else None)
 
 
 def tuning_status(autotune: bool, path: Path | None, *, entries_before: int) -> dict:
