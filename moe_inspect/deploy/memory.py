@@ -349,8 +349,7 @@ def _weights(ctx: ShapeContext, padding: tuple[Adjustment, ...], unknowns: list[
                          "to the index")
             breakdown = {k: v * ratio for k, v in breakdown.items()}
     elif total and not complete:
-        known = sum(p.bytes for p in loaded) + _mtp_bytes(ctx, loaded)
-        rest = max(0.0, total - known)
+        rest = max(0.0, total - computed_ckpt)
         breakdown["non-expert remainder (assumed TP-split)"] = rest / ctx.layout.tp
         unknowns[:] = [u for u in unknowns if not u.startswith(("attention", "embedding"))]
         notes.append(f"attention/embedding sizes from the index total_size minus the config-derived parts "
