@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from .output import fmt_value
+from .output import Column, fmt_value, md_cell
 
 
 MOE_ROWS = (
@@ -101,8 +101,6 @@ def _tensors_text(ev: dict | None) -> str | None:
 
 
 def _moe_columns():
-    from .output import Column
-
     return (Column("MoE field", "field"), Column("value", "value"), Column("from", "from", style="dim"))
 
 
@@ -134,8 +132,6 @@ def detect_view(d: dict, out) -> None:
 
 def detect_markdown(d: dict) -> str:
     """The same answer as Markdown (a PR description, an issue)."""
-    from .output import md_cell
-
     m, moe, r, q = d["model"], d["moe"], d["routing"], d["quantization"]
     lines = [f"### `{m['id']}` — {_head_text(m)}", "",
              f"**routing method: {r['method']}** — {_ids_text(r)}", "",
