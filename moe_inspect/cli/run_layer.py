@@ -74,9 +74,9 @@ def run_layer(
         model=model, quant=quant, backend=backend, act=act, tokens=parse_tokens(tokens), layer=layer,
         weights=weights, seed=seed, experts=experts, top_k=top_k, hidden=hidden, intermediate=intermediate,
         routing=routing, n_group=n_group, topk_group=topk_group, routed_scaling_factor=scale,
-        precomputed_routing=precomputed_routing, routing_impl=routing_impl, repeat_ms=repeat_ms, autotune=autotune, plot=plot, offline=True if offline else None,
+        precomputed_routing=precomputed_routing, routing_impl=routing_impl, repeat_ms=repeat_ms, autotune=autotune,
+        peer=peer, plot=plot, offline=True if offline else None,
     )
-    opts.peer = peer
     _execute(opts, shard, out, compare_tp_ep=compare_tp_ep)
 
 
