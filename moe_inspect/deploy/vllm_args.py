@@ -87,10 +87,7 @@ class VllmArgs(NamedTuple):
 
     def given(self) -> dict:
         """The understood flags that were present (field -> value)."""
-        names = ("model", "tp", "dp", "pp", "pcp", "ep_enabled", "eplb", "num_redundant_experts", "all2all_backend",
-                 "moe_backend", "quantization", "kv_cache_dtype", "max_model_len", "gpu_memory_utilization",
-                 "revision")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: v for n, v in zip(self._fields, self) if n != "ignored" and v is not None}
 
     def layout(self) -> Layout:
         return derive_layout(tp=self.tp or 1, dp=self.dp or 1, pp=self.pp or 1, pcp=self.pcp or 1,
@@ -121,12 +118,9 @@ class DeployFlags(NamedTuple):
     parallel: str | None = None  # deprecated
 
     def layout_given(self) -> bool:
-        """Whether the deployment was described at all (then memory decides `starts` too)."""
-        return any(v not in (None, False) for v in (self.tp, self.dp, self.pp, self.ep, self.eplb,
-                                                    self.num_redundant_experts, self.all2all_backend,
-                                                    self.moe_backend, self.vllm_args, self.gpu_memory_utilization,
-                                                    self.max_model_len, self.kv_cache_dtype))
-
+        """Whether the deployment was described at all (then memory decides `starts` too); the deprecated
+        --parallel does not count (check maps it itself)."""
+        return any(v not in (None, False) for n, v in zip(self._fields, self) if n != "parallel")
 
 
 def _int(flag: str, text: str) -> int:
