@@ -368,13 +368,11 @@ def _flashinfer_methods(version: str | None) -> frozenset[str] | None:
     return frozenset(enums.flashinfer_enum(version))
 
 
-def context_for(desc: ModelDescription, scheme: str | None = None, layout: Layout | str | None = None,
+def context_for(desc: ModelDescription, scheme: str | None = None, layout: Layout | None = None,
                 flashinfer_version: str | None = None) -> B.RoutingContext:
     m, r, q = desc.moe, desc.routing, desc.quantization
     if scheme is None:
         scheme = B.scheme_from_quant(q.method, expert_format=q.expert_format, block_size=q.block_size)
-    if isinstance(layout, str):
-        layout = layout_from_parallel(layout)
     grouped = r.method == "DeepSeekV3"
     return B.RoutingContext(
         method=r.method,
@@ -558,7 +556,6 @@ def check(
     require: str | None = None,
     *,
     deployment: Deployment | None = None,
-    parallel: str | None = None,
     flashinfer_version: str | None = None,
     show_all: bool = False,
 ) -> CheckReport:
@@ -568,14 +565,11 @@ def check(
     ``backends``: backend keys / names / families (see :func:`parse_backend_filter`).
     ``require``: None | "starts" | "any" | "flashinfer" | "fused-routing".
     ``deployment``: the layout and memory flags (default: one GPU, nothing said).
-    ``parallel``: the deprecated tp | ep | eplb mode (used only without ``deployment``).
     ``flashinfer_version``: the FlashInfer release whose routing members the monolithic gates assume.
     """
     if not targets:
         raise BadInputError("check: no GPU targets given")
-    if deployment is None:
-        deployment = Deployment(layout_from_parallel(parallel), layout_given=parallel not in (None, "tp")) \
-            if parallel else Deployment()
+    deployment = deployment or Deployment()
     require = parse_require(require)
     scheme = parse_quant(quant) if quant else None
     ctx = context_for(description, scheme, deployment.layout, flashinfer_version)
