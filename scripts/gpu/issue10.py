@@ -56,14 +56,6 @@ def cmd_build(out: Path) -> None:
     print(json.dumps(info))
 
 
-def _set_diff(a, b):
-    import torch
-
-    sa, _ = torch.sort(a.long().cpu(), -1)
-    sb, _ = torch.sort(b.long().cpu(), -1)
-    return ~(sa == sb).all(-1)
-
-
 def _weights_equal(ids_a, w_a, ids_b, w_b):
     """Among tokens with equal sets: fraction whose bf16 weights are bit-equal, max |diff| (fp32)."""
     import torch
@@ -83,6 +75,7 @@ def _one(shape, t, scale, gen, vectors):
 
     from moe_inspect.kernels import fused_topk_deepseek as ftd
     from moe_inspect.kernels import trtllm_routing as tr
+    from moe_inspect.kernels.agreement import set_differs
     from moe_inspect.reference.routers import route
 
     e, k = shape["e"], shape["k"]
@@ -93,7 +86,7 @@ def _one(shape, t, scale, gen, vectors):
     kern = tr.route(shape["method"], logits.cuda(), **{**kw, "bias": None if bias is None else bias.cuda()})
     ref = route(shape["method"], logits, output_dtype=None, **kw)
     exact = route(shape["method"], logits, kernel="trtllm-gen", **kw)
-    d_ref, d_exact = _set_diff(kern.topk_ids, ref.topk_ids), _set_diff(kern.topk_ids, exact.topk_ids)
+    d_ref, d_exact = set_differs(kern.topk_ids, ref.topk_ids), set_differs(kern.topk_ids, exact.topk_ids)
     weq, wsame, wmax = _weights_equal(kern.topk_ids, kern.topk_weights, exact.topk_ids, exact.topk_weights)
     row = dict(model=shape["model"], method=shape["method"], T=t, logit_scale=scale,
                kernel_vs_reference=int(d_ref.sum()), kernel_vs_exact=int(d_exact.sum()),
@@ -104,8 +97,8 @@ def _one(shape, t, scale, gen, vectors):
     if shape["method"] == "DeepSeekV3" and ftd.supported(90, e, k, shape["g"], shape["tg"]):
         fids, fw = ftd.run(logits.cuda(), bias.cuda() if bias is not None else None, n_group=shape["g"],
                            topk_group=shape["tg"], top_k=k, routed_scaling_factor=shape["scale"])
-        row["fused_vs_reference"] = int(_set_diff(fids, ref.topk_ids).sum())
-        row["fused_vs_trtllm"] = int(_set_diff(fids, kern.topk_ids).sum())
+        row["fused_vs_reference"] = int(set_differs(fids, ref.topk_ids).sum())
+        row["fused_vs_trtllm"] = int(set_differs(fids, kern.topk_ids).sum())
     keep = torch.nonzero(d_ref | d_exact).flatten()[:MAX_ROWS].tolist()
     if t >= 64:
         keep = sorted(set(keep) | {0, 1})
