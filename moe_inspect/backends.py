@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
-from .deploy.layout import Layout, default_layout
+from .deploy.layout import Layout, derive_layout
 from .kernels import unified_api as A
 
 VLLM_VERSION = "0.33"
@@ -530,7 +530,7 @@ def _unquantized_order(arch: int, layout: Layout, activation: str) -> AutoOrder:
 
 def auto_order(scheme: str, arch: int, layout: Layout | None = None, activation: str = "silu") -> AutoOrder | None:
     """The oracle's priority list for this scheme on ``arch`` under ``layout`` (None = one GPU)."""
-    layout = layout or default_layout()
+    layout = layout or derive_layout()
     if scheme == "bf16":
         return _unquantized_order(arch, layout, activation)
     for row in AUTO_ORDER:
@@ -625,7 +625,7 @@ class RoutingContext:
     router_dtype: str = "bfloat16"
     apply_router_weight_on_input: bool = False  # Llama-4
     pattern: str = ""  # "softmax + correction bias" — for reasons
-    layout: Layout = field(default_factory=default_layout)
+    layout: Layout = field(default_factory=derive_layout)
     swiglu_limit: float | None = None  # SwiGLU clamp (DeepSeek-V4: 10.0); vLLM v0.33 passes it as gemm1_clamp_limit
     env_switches: frozenset[str] = frozenset()  # opt-in env vars assumed set to 1 (VLLM_USE_FLASHINFER_MOE_INT4)
     flashinfer_version: str = FLASHINFER_VERSION

@@ -244,9 +244,5 @@ def local_experts(num_experts: int, layout: Layout) -> list[int]:
     return [base + 1 if r < rem else base for r in range(ep)]
 
 
-def default_layout() -> Layout:
-    return derive_layout()
-
-
-__all__ = ["Layout", "Refusal", "derive_layout", "local_experts", "default_layout", "ALL2ALL_BACKENDS",
+__all__ = ["Layout", "Refusal", "derive_layout", "local_experts", "ALL2ALL_BACKENDS",
            "MOE_BACKENDS", "DEFAULT_ALL2ALL"]
