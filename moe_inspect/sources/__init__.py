@@ -33,15 +33,16 @@ from .files import (
     read_config,
     read_index,
 )
-from .layers import MAX_HUB_SHARDS, LayerPlan, find_first_moe_layer
 from .lookup import Progress
 from .strict_json import MAX_JSON_BYTES
 
-#: Names imported on first use (PEP 562): the network and cache code stays off the cold-start path.
+#: Names imported on first use (PEP 562): the network and cache code, and the shard planner they
+#: use (its regexes), stay off the cold-start path.
 _LAZY = {
     "HEADER_CACHE_VERSION": "cache", "CacheHit": "cache", "load_from_cache": "cache",
     "DEFAULT_DEADLINE_S": "deadline", "DeadlineExceeded": "deadline", "HubDeadline": "deadline",
     "deadline_seconds": "deadline", "BODY_RETRIES": "hub", "load_from_hub": "hub",
+    "MAX_HUB_SHARDS": "layers", "LayerPlan": "layers", "find_first_moe_layer": "layers",
     "load_local_dir": "local",
 }
 
