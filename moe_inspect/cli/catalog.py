@@ -133,7 +133,7 @@ def listing_markdown(rows: list[dict]) -> str:
 # ------------------------------------------------------------------------------------------------
 def _mark(c: dict) -> str:
     m = "✓" if c["fused_routing"] else "◐" if c["flashinfer"] else "✗"
-    return m if c.get("starts", True) else m + "!"
+    return m if c["starts"] else m + "!"
 
 
 def _notes(rows: list[dict], targets: list[str]) -> tuple[dict[str, int], list[str]]:
@@ -143,7 +143,7 @@ def _notes(rows: list[dict], targets: list[str]) -> tuple[dict[str, int], list[s
     for r in rows:
         mine = []
         for tg, c in zip(targets, r["targets"]):
-            for reason in (c["fused_routing_blocker"], c.get("start_blocker")):
+            for reason in (c["fused_routing_blocker"], c["start_blocker"]):
                 if reason:
                     mine.append(notes.setdefault(f"{tg}: {reason}", len(notes) + 1))
                     break
@@ -195,6 +195,6 @@ def catalog_markdown(rows: list[dict]) -> str:
         for t in r["targets"]:
             mark = "✓ fused" if t["fused_routing"] else ("◐ FI modular" if t["flashinfer"] else
                                                           ("✗ non-FI" if t["any"] else "✗ none"))
-            cells.append(mark if t.get("starts", True) else f"{mark}, does not start")
+            cells.append(mark if t["starts"] else f"{mark}, does not start")
         out.append(f"| {r['id']} | {r['method']} | {md_cell(r['quant_label'])} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
