@@ -983,8 +983,7 @@ SHAPE_GATES: tuple[ShapeGate, ...] = (
 # evaluation
 # ------------------------------------------------------------------------------------------------
 def _emit(g: ShapeGate, f: Finding, out: dict) -> None:
-    values = {k: v for k, v in f.items()}
-    message = g.message.format(**values)
+    message = g.message.format(**f)
     source = V + f["src"] if "src" in f else g.source
     if g.outcome == "load_error":
         out["errors"].append(LoadError(f.get("layer", _ROUTED), message, source))
