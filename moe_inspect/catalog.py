@@ -96,9 +96,10 @@ def suggestions(model: str, n: int = 3) -> list[str]:
     import difflib
 
     key = model.strip().lower()
-    full = {name.lower(): name for name in names()}
+    every = names()
+    full = {name.lower(): name for name in every}
     short: dict[str, list[str]] = {}
-    for name in names():
+    for name in every:
         short.setdefault(name.split("/", 1)[-1].lower(), []).append(name)
     tail = key.split("/", 1)[-1]
     out = [full[m] for m in difflib.get_close_matches(key, list(full), n=n, cutoff=0.75)]
