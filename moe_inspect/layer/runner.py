@@ -292,15 +292,6 @@ class RoutingChoice:
         return asdict(self)
 
 
-def _routing_module():
-    """moe_inspect.kernels.trtllm_routing (ROUTING_CONTRACT.md), or None where this build lacks it."""
-    try:
-        from ..kernels import trtllm_routing
-    except ImportError:
-        return None
-    return trtllm_routing
-
-
 def choose_routing(requested: str | None, shapes, mode: str, arch: int, *, module=None) -> RoutingChoice:
     """``--routing kernel|reference`` against what runs here (no GPU needed; ``module`` for tests).
 
@@ -318,12 +309,10 @@ def choose_routing(requested: str | None, shapes, mode: str, arch: int, *, modul
         return RoutingChoice("in-kernel", "FlashInfer TRT-LLM in-kernel routing (FromLogits)", None, requested)
     if requested == "reference":
         return RoutingChoice("reference", REFERENCE_ROUTER, "--routing reference", requested)
-    mod = _routing_module() if module is None else module
-    if mod is None:
-        reason = "moe_inspect.kernels.trtllm_routing is not in this build"
-    else:
-        reason = mod.unavailable_reason(arch) or mod.supports(
-            shapes.routing_method, shapes.num_experts, shapes.top_k, shapes.n_group, shapes.topk_group)
+    if module is None:
+        from ..kernels import trtllm_routing as module
+    reason = module.unavailable_reason(arch) or module.supports(
+        shapes.routing_method, shapes.num_experts, shapes.top_k, shapes.n_group, shapes.topk_group)
     if reason is None:
         return RoutingChoice("kernel", TRTLLM_ROUTER, None, requested)
     if (shapes.n_group or 1) > 1 and ftd.supported(arch, shapes.num_experts, shapes.top_k, shapes.n_group,
@@ -444,7 +433,9 @@ def _route(shapes, logits, bias, routing: RoutingChoice | None):
     if source == REFERENCE_ROUTER:
         return ref.topk_ids.to(torch.int32), ref.topk_weights.float(), None
     if source == TRTLLM_ROUTER:
-        out = _routing_module().route(
+        from ..kernels import trtllm_routing
+
+        out = trtllm_routing.route(
             shapes.routing_method, logits, top_k=shapes.top_k, bias=bias, n_group=shapes.n_group,
             topk_group=shapes.topk_group, routed_scaling_factor=shapes.routed_scaling_factor,
             norm_topk_prob=shapes.norm_topk_prob)
