@@ -64,7 +64,8 @@ import typer
 from ..errors import EXIT_BAD_INPUT, BadInputError, MoeInspectError, debug_enabled
 
 __all__ = [
-    "OutputFormat", "Output", "Column", "Cell", "SECTION", "fmt_value", "md_cell", "table_fits", "output_from_flags",
+    "OutputFormat", "Output", "Column", "Cell", "SECTION", "fmt_value", "md_cell", "markdown_table", "table_fits",
+    "output_from_flags",
     "handle_errors", "debug_enabled", "error_line",
     # deprecated helpers, kept while commands move to Output
     "console", "progress",
@@ -198,6 +199,15 @@ def md_cell(text: str) -> str:
     return " ".join(str(text).replace("\\", "\\\\").replace("|", "\\|").splitlines()) or " "
 
 
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> list[str]:
+    """The lines of a Markdown pipe table of ``rows`` under ``columns`` (what :meth:`Output.table`
+    prints in markdown mode), for renderers that put a table inside a larger Markdown answer."""
+    lines = ["| " + " | ".join(md_cell(c.header) for c in columns) + " |",
+             "|" + "|".join("---:" if c.justify == "right" else "---" for c in columns) + "|"]
+    lines += ["| " + " | ".join(md_cell(c.text(r)) for c in columns) + " |" for r in rows]
+    return lines
+
+
 def _write(text: str, *, err: bool = False) -> None:
     stream = sys.stderr if err else sys.stdout
     _safe_errors(stream)
@@ -299,10 +309,7 @@ class Output:
             return
         if self.is_markdown:
             lines = [f"**{title}**", ""] if title else []
-            lines.append("| " + " | ".join(md_cell(c.header) for c in columns) + " |")
-            lines.append("|" + "|".join("---:" if c.justify == "right" else "---" for c in columns) + "|")
-            for r in data_rows:
-                lines.append("| " + " | ".join(md_cell(c.text(r)) for c in columns) + " |")
+            lines += markdown_table(data_rows, columns)
             if notes:
                 lines += [""] + [f"{n}  " for n in notes]
             _write("\n".join(lines) + "\n")

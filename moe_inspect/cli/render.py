@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from .output import Column, fmt_value, md_cell
+from .output import Column, fmt_value, markdown_table
 
 
 MOE_ROWS = (
@@ -140,8 +140,7 @@ def detect_markdown(d: dict) -> str:
     tensors = _tensors_text(d.get("tensors"))
     if tensors:
         lines.append(f"- tensors (layer {d['tensors'].get('layer')}): {tensors}")
-    lines += ["", "| MoE field | value | from |", "|---|---|---|"]
-    lines += [f"| {md_cell(x['field'])} | {md_cell(x['value'])} | {md_cell(x['from'])} |" for x in _moe_rows(moe)]
+    lines += ["", *markdown_table(_moe_rows(moe), _moe_columns())]
     notes = [f"- note: {n}" for n in r.get("notes", [])] + [f"- **warning:** {w}" for w in d.get("warnings", [])]
     if notes:
         lines += [""] + notes
