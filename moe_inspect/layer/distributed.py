@@ -626,7 +626,7 @@ def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: C
         raise BadInputError("--plot is for one GPU; drop it with --tp/--ep")
     shapes, desc, layer = resolve_shapes(opts, describe=describe)
     grouped = shapes.routing_method == "DeepSeekV3" and (shapes.n_group or 1) > 1
-    if getattr(opts, "routing_impl", None) == "kernel" and not grouped:
+    if opts.routing_impl == "kernel" and not grouped:
         raise UnsupportedError(f"--routing kernel with --tp/--dp/--ep: the multi-GPU layer routes {shapes.routing_method} "
                                "with our reference router (only grouped DeepSeekV3 goes through FlashInfer's "
                                "fused_topk_deepseek); drop --routing or use --routing reference")
@@ -642,7 +642,7 @@ def run_distributed(opts, plan: ShardPlan, *, compare: bool = False, progress: C
         raise BadInputError("expert GEMM biases: the multi-GPU layer does not shard them (no FlashInfer runner here "
                             "takes them)")
     payload = _Payload(popts, shapes, desc.model.id if desc else None,
-                       str(desc.model.path) if desc is not None and getattr(desc.model, "path", None) else None,
+                       str(desc.model.path) if desc is not None and desc.model.path else None,
                        layer, plans, path)
     tr = torchrun_env()
     if tr is not None:
