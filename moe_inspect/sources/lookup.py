@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..spec import ModelFiles
-from .files import model_type_arch
 
 Progress = Callable[[str], None] | None
 
@@ -29,8 +28,4 @@ class Lookup:
         files.ref.source = source
         files.ref.sources_tried = list(self.tried)
         files.ref.bytes_read = self.bytes_read
-        if files.ref.model_type is None or files.ref.architecture is None:
-            mt, arch = model_type_arch(files.config)
-            files.ref.model_type = files.ref.model_type or mt
-            files.ref.architecture = files.ref.architecture or arch
         return files
