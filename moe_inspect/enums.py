@@ -276,9 +276,9 @@ def vllm_table_key(version_text: str) -> str:
     rel = _RELEASE_KEY.get(v)
     if rel is None and len(v.release) == 2 and not (v.pre or v.post or v.dev or v.local):
         # "0.19" means the 0.19.x releases when they all carry the same table
-        keys = {r.key for ver, r in _RELEASE_KEY.items() if ver.release[:2] == v.release}
-        if len(keys) == 1:
-            rel = next(r for ver, r in _RELEASE_KEY.items() if ver.release[:2] == v.release)
+        same = [r for ver, r in _RELEASE_KEY.items() if ver.release[:2] == v.release]
+        if len({r.key for r in same}) == 1:
+            rel = same[0]
     if rel is None:
         for lo, hi, why in _VLLM_NOT_MODELLED:
             if lo <= v <= hi:
