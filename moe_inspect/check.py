@@ -252,11 +252,12 @@ def deployment_from_flags(f: DeployFlags) -> tuple[Deployment, object | None, li
         if f.layout_given():
             raise BadInputError(f"--parallel {f.parallel} cannot be combined with --tp/--dp/--ep/--eplb/--vllm-args "
                                 "(it is their deprecated shorthand)")
-        lay = layout_from_parallel(f.parallel)
+        lay = layout_from_parallel(f.parallel)  # refuses an unknown mode
+        mode = f.parallel.strip().lower()  # as layout_from_parallel reads it
         notes.append(f"--parallel is deprecated: --parallel {f.parallel} now means "
-                     + {"tp": "one GPU, no flags", "ep": "--ep --dp 2", "eplb": "--ep --eplb --dp 2"}[f.parallel.lower()]
+                     + {"tp": "one GPU, no flags", "ep": "--ep --dp 2", "eplb": "--ep --eplb --dp 2"}[mode]
                      + "; give the layout as vLLM does (--tp, --dp, --ep, --eplb)")
-        return Deployment(lay, layout_given=f.parallel.lower() != "tp"), None, notes
+        return Deployment(lay, layout_given=mode != "tp"), None, notes
     va = parse_vllm_args(f.vllm_args) if f.vllm_args is not None else VllmArgs()
     mml = parse_max_model_len(f.max_model_len) if f.max_model_len is not None else None
     gmu = parse_gpu_memory_utilization(f.gpu_memory_utilization) if f.gpu_memory_utilization is not None else None

@@ -214,6 +214,17 @@ def test_deprecated_parallel_still_works_and_says_so():
     assert "deprecated" in r.stderr
 
 
+@pytest.mark.parametrize("value", ["EP", " ep "])
+def test_deprecated_parallel_is_read_the_same_way_everywhere(value):
+    # layout_from_parallel strips and lowercases; the deprecation note once looked the raw value up
+    # (" ep " ended in "internal error: KeyError")
+    r = run("MiniMaxAI/MiniMax-M2.5", "--offline", "--gpu", "B200", "--parallel", value, "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["deployment"]["dp"] == 2 and d["deployment"]["all2all"] is True
+    assert "now means --ep --dp 2" in r.stderr
+
+
 def test_forced_backend_that_cannot_run_would_not_start():
     # a forced backend raises instead of falling back (oracle/fp8.py:454-482 _return_or_raise)
     t = one(C.check(cat("MiniMaxAI/MiniMax-M2.5"), gpus.parse_targets(["H100"]),
