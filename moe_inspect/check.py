@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from . import backends as B
 from .deploy.layout import Layout, derive_layout
 from .deploy.vllm_args import DeployFlags
-from .errors import BadInputError
+from .errors import BadInputError, close_hint
 from .extras import installed_flashinfer_version
 from .gpus import Target
 from .spec import SCHEMA_VERSION, ModelDescription
@@ -198,12 +198,9 @@ def parse_quant(name: str) -> str:
     key = name.strip().lower().replace("_", "-")
     s = B.QUANT_ALIASES.get(key) or B.QUANT_ALIASES.get(key.replace("-", "_"))
     if s is None:
-        import difflib
-
-        close = difflib.get_close_matches(key, list(B.QUANT_ALIASES), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else None
         raise BadInputError(
-            f"--quant {name}: unknown quantization (choices: fp8-block, fp8, nvfp4, mxfp4, mxfp8, bf16, int4, fp4-mixed)", hint=hint)
+            f"--quant {name}: unknown quantization (choices: fp8-block, fp8, nvfp4, mxfp4, mxfp8, bf16, int4, fp4-mixed)",
+            hint=close_hint(key, B.QUANT_ALIASES))
     return s
 
 
@@ -309,12 +306,10 @@ def parse_backend_filter(values: list[str] | tuple[str, ...] | None) -> list[str
                 continue
             rows = B.match_backend_filter(part)
             if not rows:
-                import difflib
-
                 names = [b.key for b in B.BACKENDS] + sorted({b.family for b in B.BACKENDS})
-                close = difflib.get_close_matches(part.strip().lower().replace("-", "_"), names, n=3, cutoff=0.5)
-                hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(names)}"
-                raise BadInputError(f"--backend {part.strip()}: no backend matches", hint=hint)
+                raise BadInputError(f"--backend {part.strip()}: no backend matches",
+                                    hint=close_hint(part.strip().lower().replace("-", "_"), names,
+                                                    otherwise=f"known: {', '.join(names)}"))
             for b in rows:
                 if b.key not in keys:
                     keys.append(b.key)

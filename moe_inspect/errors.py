@@ -39,6 +39,15 @@ class MoeInspectError(Exception):
         return d
 
 
+def close_hint(value: str, choices, *, otherwise: str | None = None) -> str | None:
+    """The hint of a ``BadInputError`` for a mistyped name: ``"did you mean a, b?"`` from up to three
+    ``choices`` close to ``value`` (difflib, cutoff 0.5), else ``otherwise``."""
+    import difflib
+
+    close = difflib.get_close_matches(value, list(choices), n=3, cutoff=0.5)
+    return f"did you mean {', '.join(close)}?" if close else otherwise
+
+
 class BadInputError(MoeInspectError):
     """The user's arguments are wrong (unknown GPU, contradictory flags, bad values)."""
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..errors import BadInputError
+from ..errors import BadInputError, close_hint
 
 VLLM_SOURCE = "vllm 0.33.0"
 _PAR = "vllm/config/parallel.py"
@@ -205,12 +205,8 @@ def derive_layout(tp: int = 1, dp: int = 1, ep_enabled: bool = False, eplb: bool
     if moe_backend is not None:
         mb = moe_backend.strip().lower().replace("-", "_")  # arg_utils.py:1844 normalises the same way
         if mb not in MOE_BACKENDS:
-            import difflib
-
-            close = difflib.get_close_matches(mb, MOE_BACKENDS, n=3, cutoff=0.5)
             raise BadInputError(f"--moe-backend {moe_backend}: not a vLLM 0.33.0 MoE backend",
-                                hint=f"did you mean {', '.join(close)}?" if close else
-                                f"choices: {', '.join(MOE_BACKENDS)}")
+                                hint=close_hint(mb, MOE_BACKENDS, otherwise=f"choices: {', '.join(MOE_BACKENDS)}"))
         if mb == "auto":
             mb = None
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from ..errors import BadInputError
+from ..errors import BadInputError, close_hint
 from .layout import Layout, derive_layout
 
 # value flags: every spelling -> our field name
@@ -55,11 +55,8 @@ KV_CACHE_DTYPES: tuple[str, ...] = (
 def parse_kv_cache_dtype(text: str) -> str:
     v = text.strip().lower()
     if v not in KV_CACHE_DTYPES:
-        import difflib
-
-        close = difflib.get_close_matches(v, KV_CACHE_DTYPES, n=3, cutoff=0.5)
         raise BadInputError(f"--kv-cache-dtype {text}: not a vLLM 0.33.0 KV-cache dtype",
-                            hint=f"did you mean {', '.join(close)}?" if close else f"choices: {', '.join(KV_CACHE_DTYPES)}")
+                            hint=close_hint(v, KV_CACHE_DTYPES, otherwise=f"choices: {', '.join(KV_CACHE_DTYPES)}"))
     return v
 
 
