@@ -306,7 +306,8 @@ def parse_backend_filter(values: list[str] | tuple[str, ...] | None) -> list[str
                 continue
             rows = B.match_backend_filter(part)
             if not rows:
-                names = [b.key for b in B.BACKENDS] + sorted({b.family for b in B.BACKENDS})
+                # keys, then the families that are not also a key (triton is both)
+                names = list(dict.fromkeys([b.key for b in B.BACKENDS] + sorted({b.family for b in B.BACKENDS})))
                 raise BadInputError(f"--backend {part.strip()}: no backend matches",
                                     hint=close_hint(part.strip().lower().replace("-", "_"), names,
                                                     otherwise=f"known: {', '.join(names)}"))

@@ -304,3 +304,10 @@ def test_memory_flags_alone_make_memory_decide(tmp_path):
     # --max-model-len / --gpu-memory-utilization describe the deployment: the fit then decides the exit code
     r = run(model_dir(tmp_path, QWEN3_30B), "--gpu", "RTX 5090", "--max-model-len", "8k", "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["targets"][0]["start_blockers"][0]["kind"] == "memory"
+
+
+def test_backend_typo_hint_names_each_backend_once():
+    # "triton" is both a backend key and a family: the hint listed it twice ("triton, triton, marlin")
+    r = run("MiniMaxAI/MiniMax-M2.5", "--offline", "--gpu", "H100", "--backend", "tritn")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "error: --backend tritn: no backend matches (did you mean triton, marlin?)"
