@@ -67,8 +67,6 @@ __all__ = [
     "OutputFormat", "Output", "Column", "Cell", "SECTION", "fmt_value", "md_cell", "markdown_table", "table_fits",
     "output_from_flags",
     "handle_errors", "debug_enabled", "error_line",
-    # deprecated helpers, kept while commands move to Output
-    "console", "progress",
 ]
 
 
@@ -253,7 +251,7 @@ class Output:
     def console(self):
         """The Rich console on stdout (human mode's renderer; width from COLUMNS or the terminal)."""
         if self._console is None:
-            self._console = console()
+            self._console = _rich_console()
         return self._console
 
     # -- answers ------------------------------------------------------------------------------
@@ -373,7 +371,7 @@ class Output:
 
     def status(self):
         """Context manager yielding ``update(msg)``: a spinner on a stderr terminal in human mode."""
-        return progress(self.is_human)
+        return _status_line(self.is_human)
 
 
 def _one_line(text: str) -> str:
@@ -447,10 +445,10 @@ def handle_errors(fn: Callable) -> Callable:
 
 
 # --------------------------------------------------------------------------------------------
-# Deprecated helpers (commands not yet on Output use them; prefer Output's methods)
+# Rich plumbing behind Output.console and Output.status
 # --------------------------------------------------------------------------------------------
-def console(stderr: bool = False):
-    """A Rich console (deprecated: use ``out.console`` / ``out.print``)."""
+def _rich_console(stderr: bool = False):
+    """A Rich console on stdout (or stderr) that cannot fail on an unencodable character."""
     from rich.console import Console
 
     _safe_errors(sys.stderr if stderr else sys.stdout)
@@ -458,13 +456,12 @@ def console(stderr: bool = False):
 
 
 @contextmanager
-def progress(enabled: bool = True) -> Iterator[Callable[[str], None]]:
-    """A status line on stderr while long work runs (only on a terminal); yields ``update(msg)``.
-    Prefer ``out.status()``, which is on exactly in human mode."""
+def _status_line(enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A status line on stderr while long work runs (only on a terminal); yields ``update(msg)``."""
     if not enabled or not sys.stderr.isatty():
         yield lambda msg: None
         return
     from rich.status import Status
 
-    with Status("working…", console=console(stderr=True)) as status:
+    with Status("working…", console=_rich_console(stderr=True)) as status:
         yield lambda msg: status.update(msg)
